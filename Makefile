@@ -1,0 +1,40 @@
+# Two entry points (README quickstart):
+#   make repro   set up .venv if needed, then run the whole DVC pipeline (dvc repro)
+#   make test    set up .venv if needed, then run the test suite
+# Both are idempotent: the environment is reinstalled only when pyproject.toml changes.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# offline and project-local: no telemetry, no hub downloads, caches inside the repository
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export YOLO_OFFLINE := 1
+export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
+export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
+
+.PHONY: repro test setup lint clean-results
+
+$(STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+repro: $(STAMP)
+	dvc repro $(ARGS)
+	@echo; dvc metrics show --precision 4 | head -n 60
+	@echo; echo "Report: results/report/report.html (and report.md)"
+
+test: $(STAMP)
+	bash scripts/run_tests.sh $(ARGS)
+
+lint: $(STAMP)
+	ruff check . && ruff format --check .
+
+clean-results:
+	rm -rf data models results .cache/train

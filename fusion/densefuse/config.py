@@ -1,0 +1,47 @@
+"""Parameters of DenseFuse training and fusion (`fusion.densefuse` in params.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mmif.config import from_dict
+
+FusionRule = Literal["addition", "l1_norm"]
+
+
+@dataclass
+class DenseFuseConfig:
+    """DenseFuse settings; defaults follow Li & Wu (2019) where the paper fixes them.
+
+    epochs: passes over the patch set. batch_size: patches per step (also the fuse stage's batch
+    size). lr: Adam learning rate (paper 1e-4). patch_size: side of the square training patches
+    (>= 16, the SSIM window needs room). patches_per_image: random patches cut once from every
+    training image, infrared and visible alike. ssim_weight: lambda in loss = MSE + lambda (1 - SSIM)
+    (paper's released models: 1e2). seed: seeds initialisation, patch sampling and shuffling.
+    fusion_rule: "addition" (sum of encoder features) or "l1_norm" (features weighted by their
+    3 x 3-averaged l1 activity). device: cpu, cuda, cuda:N or auto.
+    """
+
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-4
+    patch_size: int = 64
+    patches_per_image: int = 8
+    ssim_weight: float = 100.0
+    seed: int = 0
+    fusion_rule: FusionRule = "addition"
+    device: str = "auto"
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.patches_per_image < 1:
+            raise ValueError("epochs, batch_size and patches_per_image must be >= 1")
+        if self.patch_size < 16:
+            raise ValueError(f"patch_size must be >= 16 (SSIM uses an 11 x 11 window), got {self.patch_size}")
+        if self.lr <= 0 or self.ssim_weight < 0:
+            raise ValueError(f"lr must be > 0 and ssim_weight >= 0, got lr={self.lr}, ssim_weight={self.ssim_weight}")
+
+
+def densefuse_config(params: dict[str, Any] | None, where: str = "params.yaml:fusion.densefuse") -> DenseFuseConfig:
+    """Build and validate the config from a params mapping (unknown keys raise ConfigError)."""
+    return from_dict(DenseFuseConfig, dict(params or {}), where)

@@ -1,0 +1,87 @@
+"""Fuse folders of image pairs with any registered method: batching, colour, atomic output."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from fusion.registry import FusionMethod
+from mmif.io import ImageError, read_image, to_tensor, to_uint8, write_image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourcePair:
+    stem: str
+    ir: Path
+    vis: Path
+
+
+def pair_folders(ir_dir: Path, vis_dir: Path) -> list[SourcePair]:
+    """Match the images of two folders by stem (whatever the extensions)."""
+    from mmif.io import list_images
+
+    irs, viss = list_images(ir_dir), list_images(vis_dir)
+    if not irs:
+        raise ImageError(f"{ir_dir}: no images found (expected .png/.jpg/.bmp/.tif files)")
+    only_ir = sorted(set(irs) - set(viss))
+    only_vis = sorted(set(viss) - set(irs))
+    if only_ir:
+        raise ImageError(f"no visible partner for {irs[only_ir[0]]} in {vis_dir} ({len(only_ir)} unpaired); add it or remove the infrared image")
+    if only_vis:
+        raise ImageError(f"no infrared partner for {viss[only_vis[0]]} in {ir_dir} ({len(only_vis)} unpaired); add it or remove the visible image")
+    return [SourcePair(s, irs[s], viss[s]) for s in sorted(irs)]
+
+
+def fuse_pairs(
+    method: FusionMethod,
+    pairs: Sequence[SourcePair],
+    out_dir: Path,
+    batch_size: int = 8,
+    progress: bool = True,
+    desc: str | None = None,
+) -> int:
+    """Fuse every pair and write `<out_dir>/<stem>.png`; same-size pairs are batched.
+
+    The caller owns atomicity of `out_dir` (the stages write into a temporary folder).
+    Returns the number of images written.
+    """
+    pending: dict[tuple, list[tuple[str, torch.Tensor, torch.Tensor]]] = defaultdict(list)
+    n = 0
+    bar = tqdm(total=len(pairs), desc=desc or f"fuse {method.name}", unit="img", disable=not progress)
+    for pair in pairs:
+        ir = read_image(pair.ir)
+        vis = read_image(pair.vis)
+        if ir.shape[:2] != vis.shape[:2]:
+            raise ImageError(
+                f"{pair.ir} is {ir.shape[1]}x{ir.shape[0]} but {pair.vis} is {vis.shape[1]}x{vis.shape[0]}; "
+                "register and resize the pair to the same size first (mmif prepare can resize when asked)"
+            )
+        key = (ir.shape, vis.shape)  # same size and channels: one batch
+        pending[key].append((pair.stem, to_tensor(ir), to_tensor(vis)))
+        if len(pending[key]) >= batch_size:
+            n += _flush(method, pending.pop(key), out_dir)
+            bar.update(batch_size)
+    for key in list(pending):
+        items = pending.pop(key)
+        n += _flush(method, items, out_dir)
+        bar.update(len(items))
+    bar.close()
+    return n
+
+
+def _flush(method: FusionMethod, items: list[tuple[str, torch.Tensor, torch.Tensor]], out_dir: Path) -> int:
+    stems = [s for s, _, _ in items]
+    ir = torch.cat([a for _, a, _ in items])
+    vis = torch.cat([b for _, _, b in items])
+    fused = method.fuse_batch(ir, vis, stems)
+    for i, stem in enumerate(stems):
+        write_image(out_dir / f"{stem}.png", to_uint8(fused[i]))
+    return len(stems)

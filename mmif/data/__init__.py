@@ -1,0 +1,2 @@
+"""Datasets: the canonical prepared layout, the synthetic scene generator and adapters for the
+public benchmarks' upstream layouts."""

@@ -1,0 +1,77 @@
+"""report.html: one self-contained file.
+
+Images are embedded as base64 `data:` URIs and the style sheet is inline, so the page shows
+the same offline, attached to an e-mail or archived: no scripts, fonts, style sheets or images
+are fetched from anywhere (scripts/check_report_html.py verifies this in a browser).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+
+from mmif.report.document import Bullets, Document, Figure, Paragraph, Table
+from mmif.report.tables import display_frame
+
+STYLE = """
+body { font-family: sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1, h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .5em 0 1.5em; font-size: 90%; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
+th { background: #f2f2f2; }
+td:first-child, th:first-child { text-align: left; }
+figure { margin: 1em 0 2em; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption, .caption { color: #444; font-style: italic; }
+code { background: #f5f5f5; padding: 0 .2em; }
+.na { color: #888; }
+"""
+
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def _inline(text: str) -> str:
+    """Escape text, keeping `code` spans (the only Markdown the report's text uses)."""
+    return _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", html.escape(text))
+
+
+def data_uri(path: Path) -> str:
+    mime = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg"}.get(path.suffix.lower(), "application/octet-stream")
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def render_html(doc: Document, root: Path) -> str:
+    """The document as HTML; figure paths are relative to `root`, whose PNGs are embedded."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        '<head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(doc.title)}</title>",
+        f"<style>{STYLE}</style></head>",
+        "<body>",
+        f"<h1>{html.escape(doc.title)}</h1>",
+    ]
+    for sec in doc.sections:
+        parts.append(f"<h2>{html.escape(sec.title)}</h2>")
+        for block in sec.blocks:
+            if isinstance(block, Paragraph):
+                parts.append(f"<p>{_inline(block.text)}</p>")
+            elif isinstance(block, Bullets):
+                parts.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in block.items) + "</ul>")
+            elif isinstance(block, Table):
+                parts.append(f'<p class="caption">{_inline(block.caption)}</p>')
+                if block.frame.empty:
+                    parts.append('<p class="na">not available</p>')
+                else:
+                    parts.append(display_frame(block.frame).to_html(index=False, border=0, escape=True))
+            elif isinstance(block, Figure):
+                alt = html.escape(block.caption, quote=True)
+                parts.append(
+                    f'<figure><img src="{data_uri(root / block.png)}" alt="{alt}">'
+                    f"<figcaption>{_inline(block.caption)}</figcaption></figure>"
+                )
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)

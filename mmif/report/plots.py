@@ -1,0 +1,278 @@
+"""The report's plots (matplotlib, no pyplot state), each saved as PNG and SVG.
+
+Figures are built with `matplotlib.figure.Figure` directly, so nothing depends on the
+interactive backend or global figure state, and saved with fixed metadata (no date, fixed SVG
+id salt) so that an unchanged input gives byte-identical files for DVC.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure as MplFigure
+
+from mmif.report.document import Figure
+from mmif.report.loading import SeedRun, read_csv
+from mmif.report.tables import LOWER_IS_BETTER, fmt
+
+log = logging.getLogger(__name__)
+
+DPI = 100
+BASELINE_COLOUR = "#9e9e9e"
+
+
+def save_figure(fig: MplFigure, folder: Path, name: str, caption: str) -> Figure:
+    """Write `<folder>/<name>.png` and `.svg`; paths in the returned block are relative to the
+    report root (folder's parent)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with matplotlib.rc_context({"svg.hashsalt": "mmif-report", "svg.fonttype": "path"}):
+        fig.savefig(folder / f"{name}.png", dpi=DPI, metadata={"Software": None})
+        fig.savefig(folder / f"{name}.svg", metadata={"Date": None, "Creator": None})
+    rel = folder.name
+    return Figure(caption=caption, png=f"{rel}/{name}.png", svg=f"{rel}/{name}.svg")
+
+
+def _colours(methods: list[str], baselines: list[str]) -> dict[str, str]:
+    cmap = matplotlib.colormaps["tab10"]
+    others = [m for m in methods if m not in baselines]
+    out = {m: cmap(i % 10) for i, m in enumerate(others)}
+    out.update({b: BASELINE_COLOUR for b in baselines})
+    return out
+
+
+def plot_task_scores(
+    summaries: dict[str, pd.DataFrame],
+    runs: dict[str, dict[str, dict[int, SeedRun]]],
+    scores: dict[str, list[str]],
+    methods: list[str],
+    baselines: list[str],
+    folder: Path,
+    ci_level: float,
+) -> Figure | None:
+    """Bars of the seed mean per method and headline score, error bars the t-interval, dots the seeds."""
+    panels = [(t, s) for t, ss in scores.items() for s in ss if not summaries[t].empty]
+    if not panels:
+        return None
+    colours = _colours(methods, baselines)
+    fig = MplFigure(figsize=(max(4.0, 0.55 * len(methods) + 1.5) * min(2, len(panels)), 3.4 * math.ceil(len(panels) / 2)))
+    for k, (task, score) in enumerate(panels):
+        ax = fig.add_subplot(math.ceil(len(panels) / 2), min(2, len(panels)), k + 1)
+        sub = summaries[task][summaries[task]["score"] == score].set_index("method")
+        shown = [m for m in methods if m in sub.index]
+        x = np.arange(len(shown))
+        means = sub.loc[shown, "mean"].to_numpy(float)
+        err = np.vstack([means - sub.loc[shown, "ci_low"].to_numpy(float), sub.loc[shown, "ci_high"].to_numpy(float) - means])
+        err = np.nan_to_num(err, nan=0.0)
+        ax.bar(x, means, color=[colours[m] for m in shown], yerr=err, capsize=3, edgecolor="black", linewidth=0.5)
+        for i, m in enumerate(shown):
+            vals = [r.scores.get(score, np.nan) for r in runs[task][m].values()]
+            ax.scatter(np.full(len(vals), x[i]), vals, s=10, color="black", zorder=3)
+        ax.set_xticks(x, shown, rotation=45, ha="right")
+        ax.set_title(f"{task}: {score}")
+        ax.set_ylabel(score)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    caption = (
+        f"Task scores per method: bar = mean over seeds, error bar = {ci_level:.0%} t-interval over seeds "
+        "(none with one seed), dots = single seeds; baselines in grey."
+    )
+    return save_figure(fig, folder, "task_scores", caption)
+
+
+def _heatmap(ax, values: np.ndarray, labels: np.ndarray, rows: list[str], cols: list[str], vmin=0.0, vmax=1.0, cmap="viridis"):
+    im = ax.imshow(values, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_xticks(np.arange(len(cols)), cols, rotation=45, ha="right")
+    ax.set_yticks(np.arange(len(rows)), rows)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            v = values[i, j]
+            colour = "white" if not np.isfinite(v) or v < (vmin + vmax) / 2 else "black"
+            ax.text(j, i, labels[i, j], ha="center", va="center", fontsize=7, color=colour)
+    return im
+
+
+def plot_per_class(table: pd.DataFrame, task: str, key: str, folder: Path) -> Figure | None:
+    """Heatmap method x class of the per-class AP50 or IoU (mean over seeds)."""
+    if table.empty or table.shape[1] <= 1:
+        return None
+    classes = [c for c in table.columns if c != "method"]
+    values = table[classes].to_numpy(float)
+    labels = np.vectorize(lambda v: fmt(v, 3))(values)
+    fig = MplFigure(figsize=(max(4.0, 0.8 * len(classes) + 2.5), max(2.5, 0.4 * len(table) + 1.5)))
+    ax = fig.add_subplot(1, 1, 1)
+    im = _heatmap(ax, values, labels, list(table["method"]), classes)
+    fig.colorbar(im, ax=ax, label=key)
+    ax.set_title(f"{task}: per-class {key} (mean over seeds)")
+    fig.tight_layout()
+    return save_figure(fig, folder, f"{task}_per_class", f"Per-class {key} of the {task} task, mean over seeds.")
+
+
+def normalise_metrics(fusion: pd.DataFrame, metrics: list[str]) -> np.ndarray:
+    """Min-max scale each metric over the methods to [0, 1], 1 = best (flipped where lower is
+    better); a metric equal for all methods maps to 0.5."""
+    out = np.full((len(fusion), len(metrics)), np.nan)
+    for j, m in enumerate(metrics):
+        col = fusion[m].to_numpy(float)
+        lo, hi = np.nanmin(col) if np.isfinite(col).any() else np.nan, np.nanmax(col) if np.isfinite(col).any() else np.nan
+        if not np.isfinite(lo):
+            continue
+        scaled = np.full_like(col, 0.5) if hi == lo else (col - lo) / (hi - lo)
+        out[:, j] = 1.0 - scaled if m in LOWER_IS_BETTER and hi != lo else scaled
+    return out
+
+
+def plot_fusion_heatmap(fusion: pd.DataFrame, metrics: list[str], convention: str, folder: Path) -> Figure | None:
+    if fusion.empty or not metrics:
+        return None
+    norm = normalise_metrics(fusion, metrics)
+    labels = np.vectorize(lambda v: fmt(v, 3))(fusion[metrics].to_numpy(float))
+    fig = MplFigure(figsize=(max(5.0, 0.75 * len(metrics) + 2.5), max(2.5, 0.4 * len(fusion) + 1.6)))
+    ax = fig.add_subplot(1, 1, 1)
+    im = _heatmap(ax, norm, labels, list(fusion["method"]), metrics)
+    fig.colorbar(im, ax=ax, label="normalised (1 = best)")
+    ax.set_title(f"Fusion metrics ({convention} convention)")
+    fig.tight_layout()
+    caption = (
+        f"Fusion metrics per method ({convention} convention): colour = value min-max normalised over "
+        f"the methods per metric, 1 = best (lower is better for {', '.join(sorted(LOWER_IS_BETTER))}); "
+        "numbers = raw means over the test images."
+    )
+    return save_figure(fig, folder, "fusion_metrics", caption)
+
+
+def plot_correlations(
+    fusion: pd.DataFrame,
+    metrics: list[str],
+    summaries: dict[str, pd.DataFrame],
+    scores: dict[str, list[str]],
+    correlations: pd.DataFrame,
+    methods: list[str],
+    baselines: list[str],
+    folder: Path,
+) -> list[Figure]:
+    """For each task score, a panel per fusion metric: methods as points, Spearman's rho in the title."""
+    figures = []
+    if fusion.empty or not metrics:
+        return figures
+    colours = _colours(methods, baselines)
+    fus = fusion.set_index("method")
+    for task, names in scores.items():
+        for score in names:
+            means = summaries[task][summaries[task]["score"] == score].set_index("method")["mean"]
+            shared = [m for m in methods if m in fus.index and m in means.index]
+            if len(shared) < 2:
+                continue
+            ncols = min(4, len(metrics))
+            nrows = math.ceil(len(metrics) / ncols)
+            fig = MplFigure(figsize=(3.2 * ncols, 2.8 * nrows))
+            for k, metric in enumerate(metrics):
+                ax = fig.add_subplot(nrows, ncols, k + 1)
+                x = fus.loc[shared, metric].to_numpy(float)
+                y = means.loc[shared].to_numpy(float)
+                ax.scatter(x, y, c=[colours[m] for m in shared], edgecolor="black", linewidth=0.5, zorder=3)
+                for xi, yi, m in zip(x, y, shared, strict=True):
+                    ax.annotate(m, (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
+                row = correlations[
+                    (correlations["task"] == task) & (correlations["score"] == score) & (correlations["metric"] == metric)
+                ]
+                rho, p = (row["rho"].iloc[0], row["p_value"].iloc[0]) if len(row) else (np.nan, np.nan)
+                ax.set_title(f"{metric}: rho={fmt(rho, 2)}, p={fmt(p, 2)}", fontsize=8)
+                ax.tick_params(labelsize=7)
+                ax.set_xlabel(metric, fontsize=7)
+                if k % ncols == 0:
+                    ax.set_ylabel(score, fontsize=7)
+                ax.grid(alpha=0.3)
+            fig.tight_layout()
+            caption = (
+                f"{task} {score} (mean over seeds) against each fusion metric, one point per method; "
+                "rho = Spearman's rank correlation over the methods (scipy.stats.spearmanr), p its two-sided p-value. "
+                "A metric that predicts task gains ranks methods as the task does (rho near 1; near -1 for MSE, Nabf)."
+            )
+            figures.append(save_figure(fig, folder, f"correlation_{task}_{score}", caption))
+    return figures
+
+
+def _numeric_columns(df: pd.DataFrame, x: str | None) -> list[str]:
+    return [c for c in df.columns if c != x and pd.api.types.is_numeric_dtype(df[c])]
+
+
+def _x_column(df: pd.DataFrame) -> str | None:
+    for name in ("epoch", "step", "iteration", "iter"):
+        if name in df.columns:
+            return name
+    return None
+
+
+def plot_task_curves(task: str, runs: dict[str, dict[int, SeedRun]], methods: list[str], baselines: list[str], folder: Path) -> Figure | None:
+    """Training curves (curves.csv) per method: mean over seeds, band = min..max over seeds."""
+    curves: dict[str, list[pd.DataFrame]] = {}
+    for m in methods:
+        for run in runs.get(m, {}).values():
+            path = run.file("curves.csv")
+            if path is not None:
+                df = read_csv(path, f"mmif {task}")
+                if len(df):
+                    curves.setdefault(m, []).append(df)
+    if not curves:
+        return None
+    columns: list[str] = []
+    for dfs in curves.values():
+        for df in dfs:
+            columns += [c for c in _numeric_columns(df, _x_column(df)) if c not in columns]
+    colours = _colours(methods, baselines)
+    ncols = min(3, len(columns))
+    nrows = math.ceil(len(columns) / ncols)
+    fig = MplFigure(figsize=(4.2 * ncols, 3.0 * nrows))
+    for k, col in enumerate(columns):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        for m, dfs in curves.items():
+            frames = []
+            for df in dfs:
+                if col not in df.columns:
+                    continue
+                xcol = _x_column(df)
+                x = df[xcol] if xcol else pd.Series(np.arange(len(df)))
+                frames.append(pd.Series(df[col].to_numpy(float), index=x.to_numpy()))
+            if not frames:
+                continue
+            stacked = pd.concat(frames, axis=1)
+            ax.plot(stacked.index, stacked.mean(axis=1), color=colours[m], label=m, linewidth=1.2)
+            if stacked.shape[1] > 1:
+                ax.fill_between(stacked.index, stacked.min(axis=1), stacked.max(axis=1), color=colours[m], alpha=0.15)
+        ax.set_title(col, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return save_figure(
+        fig, folder, f"{task}_curves", f"{task} training curves (curves.csv): line = mean over seeds, band = min to max over seeds."
+    )
+
+
+def plot_coconet_curve(curve: pd.DataFrame | None, folder: Path) -> Figure | None:
+    """CoCoNet's loss_curve.csv: every numeric column against epoch/step (or row number)."""
+    if curve is None or curve.empty:
+        return None
+    xcol = _x_column(curve)
+    columns = _numeric_columns(curve, xcol)
+    if not columns:
+        return None
+    x = curve[xcol].to_numpy() if xcol else np.arange(len(curve))
+    ncols = min(3, len(columns))
+    nrows = math.ceil(len(columns) / ncols)
+    fig = MplFigure(figsize=(4.2 * ncols, 3.0 * nrows))
+    for k, col in enumerate(columns):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        ax.plot(x, curve[col].to_numpy(float), linewidth=1.2)
+        ax.set_title(col, fontsize=9)
+        ax.set_xlabel(xcol or "row", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, folder, "coconet_loss_curve", "CoCoNet training (results/coconet/loss_curve.csv).")

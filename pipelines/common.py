@@ -1,0 +1,54 @@
+"""Helpers shared by the stage entry points."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from mmif.config import ConfigError, load_yaml
+from mmif.io import write_text
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARAMS = "params.yaml"
+
+
+def add_params_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--params", default=DEFAULT_PARAMS, metavar="FILE", help="parameters file (default: %(default)s)"
+    )
+
+
+def load_params(args: argparse.Namespace, required: bool = True) -> dict[str, Any]:
+    """params.yaml as a dict; an absent file is an error only when `required`."""
+    path = Path(getattr(args, "params", DEFAULT_PARAMS) or DEFAULT_PARAMS)
+    if not path.exists() and not required:
+        log.info("%s not found: using built-in defaults", path)
+        return {}
+    return load_yaml(path)
+
+
+def method_section(params: dict[str, Any], method: str) -> dict[str, Any]:
+    """The `fusion.<method>` mapping of params.yaml (empty when absent)."""
+    fusion = params.get("fusion") or {}
+    if not isinstance(fusion, dict):
+        raise ConfigError("params.yaml:fusion: expected a mapping of method name -> parameters")
+    value = fusion.get(method) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"params.yaml:fusion.{method}: expected a mapping, got {value!r}")
+    return dict(value)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON")

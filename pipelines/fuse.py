@@ -1,0 +1,111 @@
+"""`mmif fuse`: fuse image pairs with one method.
+
+Two modes:
+- folders:  mmif fuse --method NAME --ir DIR --vis DIR --out DIR [--weights FILE] [--device DEV]
+- pipeline: mmif fuse --method NAME --data data/prepared --model-dir models/NAME --out data/fused/NAME
+  (fuses every split of a prepared dataset; parameters from params.yaml `fusion.NAME`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from fusion.registry import create_method, is_external
+from fusion.runner import SourcePair, fuse_pairs, pair_folders
+from mmif.data.layout import SPLITS, list_pairs
+from mmif.io import atomic_dir
+from pipelines.common import add_params_argument, load_params, method_section, write_json
+
+log = logging.getLogger(__name__)
+
+HELP = "fuse image pairs with one fusion method"
+DESCRIPTION = __doc__
+
+# keys of `fusion.<method>` that configure the stage rather than the method
+STAGE_KEYS = ("batch_size", "device")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", required=True, help="method name (see `mmif methods`), e.g. coconet, max, external:NAME")
+    p.add_argument("--ir", type=Path, help="folder of infrared (first source) images")
+    p.add_argument("--vis", type=Path, help="folder of visible (second source) images, grey or RGB")
+    p.add_argument("--data", type=Path, help="prepared dataset (pipeline mode): fuse all of its splits")
+    p.add_argument("--model-dir", type=Path, help="trained model folder written by `mmif train` (pipeline mode)")
+    p.add_argument("--out", type=Path, required=True, help="output folder, one <stem>.png per pair")
+    p.add_argument("--weights", type=Path, help="weights file for learned methods (coconet, densefuse)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or auto (default: params or auto)")
+    p.add_argument("--batch-size", type=int, default=None, help="pairs of the same size fused together")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method parameter override, e.g. --set dir=fused/tardal (repeatable)")
+    add_params_argument(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    params = load_params(args, required=args.data is not None)
+    section = method_section(params, args.method)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item}: expected KEY=VALUE")
+        section[key] = _parse_value(value)
+    batch_size = int(args.batch_size or section.pop("batch_size", 8))
+    device = args.device or section.pop("device", "auto")
+    for k in STAGE_KEYS:
+        section.pop(k, None)
+    weights = args.weights or _weights_from_model_dir(args.model_dir)
+    method = create_method(args.method, section, weights=weights, device=device)
+    log.info("method %s on %s, batch %d", args.method, method.device, batch_size)
+
+    if args.data is not None:
+        jobs = {split: [SourcePair(p.stem, p.ir, p.vis) for p in list_pairs(args.data, split)] for split in SPLITS}
+        jobs = {k: v for k, v in jobs.items() if v}
+        if not jobs:
+            raise FileNotFoundError(f"{args.data}: no prepared pairs; run `mmif prepare` first")
+    else:
+        if args.ir is None or args.vis is None:
+            raise ValueError("give --ir and --vis folders (or --data for a prepared dataset)")
+        jobs = {".": pair_folders(args.ir, args.vis)}
+
+    if is_external(args.method):
+        _validate_external(method, jobs)
+
+    n = 0
+    with atomic_dir(args.out) as tmp:
+        for split, pairs in jobs.items():
+            n += fuse_pairs(method, pairs, tmp / split, batch_size=batch_size, desc=f"fuse {args.method} {split}")
+        write_json(tmp / "info.json", {**method.info(), "device": str(method.device), "n_images": n})
+    log.info("wrote %d fused images to %s", n, args.out)
+    return 0
+
+
+def _weights_from_model_dir(model_dir: Path | None) -> Path | None:
+    if model_dir is None:
+        return None
+    card = model_dir / "model.json"
+    if not card.exists():
+        raise FileNotFoundError(f"{card}: missing; run `mmif train --method ... --out {model_dir}` first")
+    weights = json.loads(card.read_text()).get("weights")
+    return model_dir / weights if weights else None
+
+
+def _validate_external(method, jobs: dict[str, list[SourcePair]]) -> None:
+    from fusion.methods.external import validate_external
+    from mmif.io import read_image
+
+    folder = Path(method.params["dir"])
+    for split, pairs in jobs.items():
+        sizes = {p.stem: read_image(p.ir).shape[:2] for p in pairs}
+        validate_external(folder if split == "." else _split_folder(folder, split), list(sizes), sizes)
+
+
+def _split_folder(folder: Path, split: str) -> Path:
+    # an external folder may hold only the test images, or one subfolder per split
+    return folder / split if (folder / split).is_dir() else folder
+
+
+def _parse_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)

@@ -1,0 +1,30 @@
+"""`mmif report`: tables, significance tests, plots, report.md and a self-contained report.html
+comparing every method's fusion metrics and task scores."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mmif.config import section
+from pipelines.common import add_params_argument, load_params
+
+HELP = "write the comparison report (tables, statistics, plots, HTML)"
+DESCRIPTION = __doc__
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: %(default)s)")
+    p.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared dataset (default: %(default)s)")
+    p.add_argument("--fused", type=Path, default=Path("data/fused"), help="fused images root (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("results/report"), help="report folder (default: %(default)s)")
+    add_params_argument(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mmif.report import ReportConfig, build_report
+
+    params = load_params(args)
+    cfg = section(params, "report", ReportConfig)
+    build_report(args.results, args.data, args.fused, args.out, cfg)
+    return 0

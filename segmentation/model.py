@@ -1,0 +1,106 @@
+"""The segmentation network: an smp model behind a [0, 1] tensor interface. Nothing is downloaded."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segmentation.config import SegmentConfig
+
+log = logging.getLogger(__name__)
+
+# ImageNet statistics: the usual input normalisation for smp encoders, pretrained or not.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class SegmentationNet(nn.Module):
+    """Wraps an smp model: forward takes B x 3 x H x W in [0, 1] of any size, returns logits B x C x H x W.
+
+    Inputs are normalised with ImageNet statistics and zero-padded to a multiple of `multiple`
+    (the encoder's output stride) inside forward; the logits are cropped back to H x W.
+    """
+
+    def __init__(self, net: nn.Module, multiple: int = 32):
+        super().__init__()
+        self.net = net
+        self.multiple = multiple
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        h, w = images.shape[-2:]
+        x = (images - self.mean) / self.std
+        ph, pw = -h % self.multiple, -w % self.multiple
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph))
+        return self.net(x)[..., :h, :w]
+
+
+def build_model(cfg: SegmentConfig, n_classes: int) -> tuple[SegmentationNet, bool]:
+    """Build `cfg.arch` with `cfg.encoder` for n_classes classes; returns (model, pretrained).
+
+    The encoder is randomly initialised (smp `encoder_weights=None`) and then, when
+    `cfg.encoder_weights` names a file on disk, loaded from it; otherwise it stays random and
+    `pretrained` is False. HF_HUB_OFFLINE is set so that nothing can reach the network.
+    """
+    import segmentation_models_pytorch as smp
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    net = smp.create_model(
+        cfg.arch, encoder_name=cfg.encoder, encoder_weights=None, in_channels=3, classes=n_classes
+    )
+    pretrained = False
+    if cfg.encoder_weights:
+        path = Path(cfg.encoder_weights)
+        if path.is_file():
+            load_encoder_weights(net.encoder, path)
+            pretrained = True
+        else:
+            log.warning(
+                "!!! segment.encoder_weights: %s not found; the %s encoder is trained FROM SCRATCH "
+                "(pretrained=false in metrics.json). Put the weights file there to use them.",
+                path,
+                cfg.encoder,
+            )
+    else:
+        log.info("segment.encoder_weights is null: %s encoder trained from scratch", cfg.encoder)
+    return SegmentationNet(net), pretrained
+
+
+def load_encoder_weights(encoder: nn.Module, path: Path) -> None:
+    """Load a local state dict into an smp encoder.
+
+    Accepts a plain state dict, one nested under "state_dict" or "model", and keys prefixed with
+    "encoder." (from a whole smp model); classifier keys are dropped. At least half of the
+    encoder's tensors must be found, else the file is for another network and it is an error.
+    """
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"{path}: not a state dict; save the encoder with torch.save(model.state_dict(), path)"
+        )
+    if any(k.startswith("encoder.") for k in state):
+        state = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
+    own = encoder.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if len(usable) < 0.5 * len(own):
+        raise ValueError(
+            f"{path}: only {len(usable)} of {len(own)} encoder tensors match by name and shape; "
+            "it holds weights for another network than segment.encoder"
+        )
+    encoder.load_state_dict(usable, strict=False)
+    log.info("encoder weights loaded from %s (%d of %d tensors)", path, len(usable), len(own))

@@ -1,0 +1,393 @@
+"""Train a segmentation network on one method's fused images and score it on the test split.
+
+`train_and_evaluate` trains on `train`, keeps the epoch with the best `val` mIoU (the last epoch
+when there is no val split), scores that model on `test` and writes the files of
+docs/CONTRACTS.md (`segment/<method>/seed_<s>`): metrics.json, confusion.npz and curves.csv.
+
+Loss: cross-entropy + dice_weight * Dice, both ignoring 255. Optimiser: AdamW with a cosine
+learning-rate decay over all steps. Mixed precision on CUDA only. With a fixed seed a CPU run is
+deterministic (the same seed twice gives identical metrics); CUDA runs are close but not bitwise
+equal, because some cuDNN kernels are not deterministic.
+
+Several GPUs (DDP): start the same entry point under torchrun, e.g.
+
+    torchrun --standalone --nproc_per_node=4 -m mmif.cli segment ...
+
+torchrun sets WORLD_SIZE, RANK and LOCAL_RANK; `train_and_evaluate` then joins the process group
+(NCCL on CUDA, gloo on CPU; it also uses a group the caller has already started), puts process
+k on cuda:k, splits the training images with a DistributedSampler, synchronises BatchNorm and
+averages gradients. `batch_size` is per process, so the effective batch is
+batch_size x nproc_per_node (raise lr accordingly if you want the same schedule). Only rank 0
+validates, tests and writes files; every rank returns rank 0's metrics. Without torchrun the
+default path is a single process, on CPU or one GPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from mmif.data.layout import IGNORE_INDEX, Manifest
+from mmif.io import write_text
+from segmentation.config import SegmentConfig, resolve_device
+from segmentation.data import Batch, Sample, SegmentationDataset, collate, find_samples
+from segmentation.errors import NoTaskLabels
+from segmentation.evaluate import Evaluation, evaluate, iou_from_confusion, mean_iou
+from segmentation.model import build_model
+
+log = logging.getLogger(__name__)
+
+
+class SegmentationLoss(nn.Module):
+    """Cross-entropy + dice_weight * multiclass Dice on logits B x C x H x W and targets B x H x W
+    (255 ignored), computed in float32 even under autocast."""
+
+    def __init__(self, dice_weight: float = 1.0):
+        super().__init__()
+        from segmentation_models_pytorch.losses import DiceLoss
+
+        self.ce = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+        self.dice = DiceLoss(mode="multiclass", ignore_index=IGNORE_INDEX)
+        self.dice_weight = dice_weight
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        loss = self.ce(logits, target)
+        if self.dice_weight:
+            loss = loss + self.dice_weight * self.dice(logits, target)
+        return loss
+
+
+def make_loader(
+    samples: list[Sample],
+    n_classes: int,
+    cfg: SegmentConfig,
+    seed: int,
+    train: bool,
+    sampler: Any = None,
+) -> DataLoader:
+    """A DataLoader of `Batch`es; training loaders shuffle with a generator seeded by `seed`."""
+    ds = SegmentationDataset(
+        samples,
+        n_classes,
+        train=train,
+        seed=seed,
+        scale_range=(cfg.scale_min, cfg.scale_max),
+        hflip=cfg.hflip,
+        vflip=cfg.vflip,
+        crop_size=cfg.crop_size,
+    )
+    n_local = len(ds) if sampler is None else len(sampler)
+    return DataLoader(
+        ds,
+        batch_size=cfg.batch_size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        # a last batch of one image breaks BatchNorm on small crops; drop it when there are more
+        drop_last=train and n_local > cfg.batch_size,
+        num_workers=cfg.num_workers,
+        collate_fn=collate,
+        generator=torch.Generator().manual_seed(seed) if train else None,
+    )
+
+
+def train_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+    amp: bool,
+    desc: str = "train",
+) -> float:
+    """One pass over `loader`; returns the mean training loss. The scheduler steps every batch."""
+    model.train()
+    total, n = 0.0, 0
+    batch: Batch
+    bar = tqdm(loader, desc=desc, leave=False, disable=None)
+    for batch in bar:
+        images = batch.images.to(device, non_blocking=True)
+        masks = batch.masks.to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+            logits = model(images)
+        loss = loss_fn(logits, masks)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        total += float(loss.detach()) * len(batch)
+        n += len(batch)
+        bar.set_postfix(loss=f"{total / n:.4f}")
+    return total / max(n, 1)
+
+
+@dataclass
+class _Dist:
+    world: int = 1
+    rank: int = 0
+    owns_group: bool = False
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed(cfg: SegmentConfig) -> tuple[_Dist, torch.device]:
+    """Join (or start) a torchrun process group when there is one; else a single process."""
+    started = dist.is_available() and dist.is_initialized()
+    if not started and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return _Dist(), resolve_device(cfg.device)
+    use_cuda = torch.cuda.is_available() and cfg.device != "cpu"
+    owns = False
+    if not started:
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        owns = True
+    d = _Dist(world=dist.get_world_size(), rank=dist.get_rank(), owns_group=owns)
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", d.rank % torch.cuda.device_count()))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    log.info("distributed: rank %d of %d on %s", d.rank, d.world, device)
+    return d, device
+
+
+def train_and_evaluate(
+    fused_root: Path, data_root: Path, out_dir: Path, cfg: SegmentConfig, seed: int
+) -> dict:
+    """Train on `fused_root`'s train images, select on val, test, and write out_dir's files.
+
+    fused_root: data/fused/<method> (<split>/<stem>.png); data_root: data/prepared (masks and
+    manifest.json); out_dir: results/segment/<method>/seed_<seed>.
+    Returns the metrics.json content. mIoU is the mean IoU over the classes present in the test
+    truth; a class absent from the test split gets IoU NaN (written as null in metrics.json, listed
+    under "absent_classes") and is left out of the mean, see segmentation.evaluate.
+    Raises NoTaskLabels when the dataset has no segmentation masks (or none in train or test),
+    which the stage treats as "nothing to do" for that dataset.
+    """
+    fused_root, data_root, out_dir = Path(fused_root), Path(data_root), Path(out_dir)
+    manifest = Manifest.load(data_root)
+    if not manifest.has_seg_masks or not manifest.seg_classes:
+        raise NoTaskLabels(
+            f"{data_root}: dataset '{manifest.name}' has no segmentation masks (manifest.json has_seg_masks=false)"
+        )
+    classes = list(manifest.seg_classes)
+    samples = {
+        split: find_samples(fused_root, data_root, split) for split in ("train", "val", "test")
+    }
+    for split in ("train", "test"):
+        if not samples[split]:
+            raise NoTaskLabels(
+                f"{data_root}/{split}/masks: dataset '{manifest.name}' has no {split} masks, so segmentation cannot be {'trained' if split == 'train' else 'tested'}"
+            )
+
+    ddp, device = _setup_distributed(cfg)
+    try:
+        metrics = _run(fused_root, out_dir, cfg, seed, classes, samples, ddp, device)
+    finally:
+        if ddp.owns_group:
+            dist.destroy_process_group()
+    return metrics
+
+
+def _run(
+    fused_root: Path,
+    out_dir: Path,
+    cfg: SegmentConfig,
+    seed: int,
+    classes: list[str],
+    samples: dict[str, list[Sample]],
+    ddp: _Dist,
+    device: torch.device,
+) -> dict:
+    n_classes = len(classes)
+    amp = cfg.amp and device.type == "cuda"
+    torch.manual_seed(seed)
+    model, pretrained = build_model(cfg, n_classes)
+    model.to(device)
+    sampler = None
+    train_model: nn.Module = model
+    if ddp.world > 1:
+        if device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        sampler = DistributedSampler(
+            samples["train"], num_replicas=ddp.world, rank=ddp.rank, shuffle=True, seed=seed
+        )
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    train_loader = make_loader(samples["train"], n_classes, cfg, seed, train=True, sampler=sampler)
+    val_loader = (
+        make_loader(samples["val"], n_classes, cfg, seed, train=False) if samples["val"] else None
+    )
+    test_loader = make_loader(samples["test"], n_classes, cfg, seed, train=False)
+    loss_fn = SegmentationLoss(cfg.dice_weight)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=cfg.epochs * len(train_loader)
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    log.info(
+        "segment %s: %s/%s, %d classes, %d train / %d val / %d test images, %d epochs on %s%s",
+        fused_root.name,
+        cfg.arch,
+        cfg.encoder,
+        n_classes,
+        len(samples["train"]),
+        len(samples["val"]),
+        len(samples["test"]),
+        cfg.epochs,
+        device,
+        " (amp)" if amp else "",
+    )
+
+    curve: list[tuple[int, float, float]] = []
+    best_state, best_epoch, best_val = None, cfg.epochs, -math.inf
+    for epoch in range(1, cfg.epochs + 1):
+        start = time.perf_counter()
+        train_loader.dataset.set_epoch(epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        loss = train_epoch(
+            train_model,
+            train_loader,
+            loss_fn,
+            optimizer,
+            scheduler,
+            scaler,
+            device,
+            amp,
+            desc=f"epoch {epoch}/{cfg.epochs}",
+        )
+        val_miou = math.nan
+        if ddp.main and val_loader is not None:
+            val_miou = evaluate(model, val_loader, n_classes, device, amp, desc="val").miou
+            if best_state is None or val_miou > best_val:
+                best_val, best_epoch = val_miou, epoch
+                best_state = copy.deepcopy(model.state_dict())
+        curve.append((epoch, loss, val_miou))
+        if ddp.main:
+            log.info(
+                "epoch %d/%d: loss %.4f, val mIoU %.4f (%.1f s)",
+                epoch,
+                cfg.epochs,
+                loss,
+                val_miou,
+                time.perf_counter() - start,
+            )
+
+    metrics: dict = {}
+    if ddp.main:
+        if best_state is not None:
+            model.load_state_dict(best_state)
+            log.info("best val mIoU %.4f at epoch %d", best_val, best_epoch)
+        result = evaluate(model, test_loader, n_classes, device, amp, desc="test")
+        metrics = _metrics(result, classes, cfg, seed, pretrained, best_epoch, samples, device)
+        _write_outputs(out_dir, result, classes, curve, metrics)
+        log.info(
+            "test mIoU %.4f, pixel accuracy %.4f -> %s", result.miou, result.pixel_accuracy, out_dir
+        )
+    if ddp.world > 1:
+        shared = [metrics]
+        dist.broadcast_object_list(shared, src=0)
+        metrics = shared[0]
+    return metrics
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _metrics(
+    result: Evaluation,
+    classes: list[str],
+    cfg: SegmentConfig,
+    seed: int,
+    pretrained: bool,
+    best_epoch: int,
+    samples: dict[str, list[Sample]],
+    device: torch.device,
+) -> dict:
+    from_confusion = mean_iou(iou_from_confusion(result.confusion.sum(axis=0)))
+    if not (math.isnan(from_confusion) and math.isnan(result.miou)) and not math.isclose(
+        from_confusion, result.miou, abs_tol=1e-6
+    ):
+        log.error(
+            "mIoU from the per-image confusion (%.6f) differs from torchmetrics (%.6f)",
+            from_confusion,
+            result.miou,
+        )
+    absent = [c for c, v in zip(classes, result.iou, strict=True) if math.isnan(v)]
+    if absent:
+        log.warning(
+            "classes absent from the test split (IoU null, left out of mIoU): %s", ", ".join(absent)
+        )
+    return {
+        "mIoU": _finite(result.miou),
+        "pixel_accuracy": _finite(result.pixel_accuracy),
+        "per_class": {
+            c: {"IoU": _finite(float(v))} for c, v in zip(classes, result.iou, strict=True)
+        },
+        "absent_classes": absent,
+        "n_test_images": len(result.stems),
+        "n_train_images": len(samples["train"]),
+        "n_val_images": len(samples["val"]),
+        "best_epoch": best_epoch,
+        "epochs": cfg.epochs,
+        "arch": cfg.arch,
+        "encoder": cfg.encoder,
+        "pretrained": pretrained,
+        "seed": seed,
+        "device": device.type,
+    }
+
+
+def _write_outputs(
+    out_dir: Path,
+    result: Evaluation,
+    classes: list[str],
+    curve: list[tuple[int, float, float]],
+    metrics: dict,
+) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        stems=np.array(result.stems, dtype=str),
+        confusion=result.confusion.astype(np.int64),
+        class_names=np.array(classes, dtype=str),
+    )
+    _write_bytes(out_dir / "confusion.npz", buf.getvalue())
+    rows = ["epoch,train_loss,val_mIoU"] + [f"{e},{loss:.6f},{v:.6f}" for e, loss, v in curve]
+    write_text(out_dir / "curves.csv", "\n".join(rows) + "\n")
+    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

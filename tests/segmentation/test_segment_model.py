@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from segmentation.config import SegmentConfig
+from segmentation.model import build_model
+
+
+def test_any_size_in_same_size_logits_out():
+    torch.manual_seed(0)
+    model, pretrained = build_model(SegmentConfig(), n_classes=4)
+    assert pretrained is False
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 50, 70))
+    assert out.shape == (2, 4, 50, 70)
+
+
+def test_nothing_is_downloaded(monkeypatch):
+    import huggingface_hub
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
+    import segmentation_models_pytorch.encoders as enc
+
+    monkeypatch.setattr(enc, "hf_hub_download", refuse, raising=False)
+    build_model(SegmentConfig(), n_classes=3)
+
+
+def test_missing_weights_file_warns_and_trains_from_scratch(tmp_path, caplog):
+    cfg = SegmentConfig(encoder_weights=str(tmp_path / "resnet18.pth"))
+    _, pretrained = build_model(cfg, n_classes=3)
+    assert pretrained is False
+    assert "FROM SCRATCH" in caplog.text and "resnet18.pth" in caplog.text
+
+
+def test_local_weights_are_loaded(tmp_path):
+    torch.manual_seed(1)
+    source, _ = build_model(SegmentConfig(), n_classes=3)
+    # torchvision-style file: encoder tensors plus a classifier that must be dropped
+    state = {k: v.clone() for k, v in source.net.encoder.state_dict().items()}
+    state["fc.weight"] = torch.zeros(1000, 512)
+    torch.save({"state_dict": state}, tmp_path / "enc.pth")
+    torch.manual_seed(2)
+    model, pretrained = build_model(
+        SegmentConfig(encoder_weights=str(tmp_path / "enc.pth")), n_classes=3
+    )
+    assert pretrained is True
+    assert torch.equal(model.net.encoder.conv1.weight, source.net.encoder.conv1.weight)
+
+
+def test_foreign_weights_are_rejected(tmp_path):
+    torch.save({"a.weight": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="another network"):
+        build_model(SegmentConfig(encoder_weights=str(tmp_path / "other.pt")), n_classes=3)

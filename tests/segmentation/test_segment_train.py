@@ -1,0 +1,102 @@
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmif.data.layout import Manifest
+from segmentation.config import SegmentConfig
+from segmentation.errors import NoTaskLabels
+from segmentation.evaluate import iou_from_confusion, mean_iou
+from segmentation.train import train_and_evaluate
+
+TINY = SegmentConfig(epochs=2, batch_size=4, device="cpu", num_workers=0, lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory):
+    data_root, fused_root = tiny_dataset
+    out = tmp_path_factory.mktemp("seg_out") / "seed_0"
+    metrics = train_and_evaluate(fused_root, data_root, out, TINY, seed=0)
+    return metrics, out
+
+
+def test_writes_the_contract_files(trained, tiny_dataset):
+    metrics, out = trained
+    assert sorted(p.name for p in out.iterdir()) == ["confusion.npz", "curves.csv", "metrics.json"]
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk == metrics
+    for key in (
+        "mIoU",
+        "pixel_accuracy",
+        "per_class",
+        "n_test_images",
+        "epochs",
+        "arch",
+        "encoder",
+        "pretrained",
+        "seed",
+    ):
+        assert key in metrics
+    classes = Manifest.load(tiny_dataset[0]).seg_classes
+    assert list(metrics["per_class"]) == classes
+    assert all(set(v) == {"IoU"} for v in metrics["per_class"].values())
+    assert metrics["n_test_images"] == 3 and metrics["epochs"] == 2 and metrics["seed"] == 0
+    assert metrics["pretrained"] is False and metrics["arch"] == "Unet"
+    assert 0.0 <= metrics["pixel_accuracy"] <= 1.0 and 0.0 <= metrics["mIoU"] <= 1.0
+
+    with np.load(out / "confusion.npz") as npz:
+        assert list(npz["class_names"]) == classes
+        assert (
+            npz["confusion"].shape == (3, len(classes), len(classes))
+            and npz["confusion"].dtype == np.int64
+        )
+        assert list(npz["stems"]) == sorted(
+            p.stem for p in (tiny_dataset[0] / "test" / "masks").iterdir()
+        )
+        assert (
+            npz["confusion"].sum(axis=(1, 2)) == 48 * 64
+        ).all()  # whole image scored, padding not
+
+    curves = pd.read_csv(out / "curves.csv")
+    assert list(curves.columns) == ["epoch", "train_loss", "val_mIoU"]
+    assert curves["epoch"].tolist() == [1, 2] and curves["train_loss"].gt(0).all()
+    assert curves["val_mIoU"].between(0, 1).all()
+
+
+def test_summed_confusion_reproduces_reported_metrics(trained):
+    metrics, out = trained
+    with np.load(out / "confusion.npz") as npz:
+        total = npz["confusion"].sum(axis=0)
+        names = list(npz["class_names"])
+    iou = iou_from_confusion(total)
+    assert math.isclose(mean_iou(iou), metrics["mIoU"], abs_tol=1e-6)
+    assert math.isclose(np.trace(total) / total.sum(), metrics["pixel_accuracy"], abs_tol=1e-6)
+    for name, value in zip(names, iou, strict=True):
+        reported = metrics["per_class"][name]["IoU"]
+        assert (reported is None) == math.isnan(value)
+        if reported is not None:
+            assert math.isclose(reported, value, abs_tol=1e-6)
+    assert metrics["absent_classes"] == [
+        n for n, v in zip(names, iou, strict=True) if math.isnan(v)
+    ]
+
+
+def test_same_seed_gives_identical_metrics(trained, tiny_dataset, tmp_path):
+    metrics, out = trained
+    data_root, fused_root = tiny_dataset
+    again = train_and_evaluate(fused_root, data_root, tmp_path / "again", TINY, seed=0)
+    assert again == metrics
+    assert (tmp_path / "again" / "curves.csv").read_text() == (out / "curves.csv").read_text()
+    with np.load(out / "confusion.npz") as a, np.load(tmp_path / "again" / "confusion.npz") as b:
+        assert np.array_equal(a["confusion"], b["confusion"])
+
+
+def test_no_masks_raises_no_task_labels(tmp_path):
+    Manifest(name="mri_ct", provenance="tests", splits={"test": 2}, has_seg_masks=False).save(
+        tmp_path
+    )
+    with pytest.raises(NoTaskLabels, match="mri_ct"):
+        train_and_evaluate(tmp_path / "fused", tmp_path, tmp_path / "out", TINY, seed=0)
+    assert not (tmp_path / "out").exists()
