@@ -56,7 +56,9 @@ def _conv_same(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 def gaussian_kernel1d(radius: int, sigma: float) -> torch.Tensor:
     """Normalised 1-D Gaussian of length 2 * radius + 1 (float64)."""
     if radius < 0 or sigma <= 0:
-        raise ValueError(f"Gaussian needs radius >= 0 and sigma > 0, got radius={radius}, sigma={sigma}")
+        raise ValueError(
+            f"Gaussian needs radius >= 0 and sigma > 0, got radius={radius}, sigma={sigma}"
+        )
     t = torch.arange(-radius, radius + 1, dtype=torch.float64)
     k = torch.exp(-(t**2) / (2.0 * sigma**2))
     return k / k.sum()
@@ -68,7 +70,9 @@ def gaussian_blur(x: torch.Tensor, radius: int, sigma: float) -> torch.Tensor:
     return _conv_same(_conv_same(x, k.view(1, -1)), k.view(-1, 1))
 
 
-_LAPLACIAN_3x3 = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+_LAPLACIAN_3x3 = torch.tensor(
+    [[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64
+)
 
 
 def laplacian3x3(x: torch.Tensor) -> torch.Tensor:

@@ -142,17 +142,22 @@ def _format_for(path: Path) -> str:
     return {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(ext, "PNG")
 
 
-def write_text(path: str | Path, text: str) -> None:
-    """Write a text file atomically."""
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write a file atomically (temporary name, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     try:
-        tmp.write_text(text)
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically."""
+    write_bytes(path, text.encode("utf-8"))
 
 
 @contextlib.contextmanager

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 HELP = "fuse image pairs with one fusion method"
 DESCRIPTION = __doc__
 
-# keys of `fusion.<method>` that configure the stage rather than the method
-STAGE_KEYS = ("batch_size", "device")
+# key of `fusion.<method>` that configures this stage rather than the method
+BATCH_KEY = "fuse_batch_size"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,10 +50,9 @@ def run(args: argparse.Namespace) -> int:
         if not sep:
             raise ValueError(f"--set {item}: expected KEY=VALUE")
         section[key] = _parse_value(value)
-    batch_size = int(args.batch_size or section.pop("batch_size", 8))
-    device = args.device or section.pop("device", "auto")
-    for k in STAGE_KEYS:
-        section.pop(k, None)
+    batch_size = int(args.batch_size or section.pop(BATCH_KEY, 8))
+    section.pop(BATCH_KEY, None)
+    device = args.device or section.get("device", "auto")
     weights = args.weights or _weights_from_model_dir(args.model_dir)
     method = create_method(args.method, section, weights=weights, device=device)
     log.info("method %s on %s, batch %d", args.method, method.device, batch_size)
@@ -69,11 +68,13 @@ def run(args: argparse.Namespace) -> int:
         jobs = {".": pair_folders(args.ir, args.vis)}
 
     if is_external(args.method):
-        _validate_external(method, jobs)
+        jobs = _external_jobs(method, jobs, pipeline=args.data is not None)
 
     n = 0
     with atomic_dir(args.out) as tmp:
         for split, pairs in jobs.items():
+            if is_external(args.method):
+                method.use_split(split if split != "." else None)
             n += fuse_pairs(method, pairs, tmp / split, batch_size=batch_size, desc=f"fuse {args.method} {split}")
         write_json(tmp / "info.json", {**method.info(), "device": str(method.device), "n_images": n})
     log.info("wrote %d fused images to %s", n, args.out)
@@ -90,19 +91,30 @@ def _weights_from_model_dir(model_dir: Path | None) -> Path | None:
     return model_dir / weights if weights else None
 
 
-def _validate_external(method, jobs: dict[str, list[SourcePair]]) -> None:
+def _external_jobs(method, jobs: dict[str, list[SourcePair]], pipeline: bool) -> dict[str, list[SourcePair]]:
+    """Keep the splits an external folder covers and check them before anything is written.
+
+    A folder with `train/`, `val/`, `test/` subfolders covers those splits; a flat folder (the
+    usual published results) covers the test split only, so task stages that need fused training
+    images skip such a method.
+    """
     from fusion.methods.external import validate_external
     from mmif.io import read_image
 
     folder = Path(method.params["dir"])
+    if pipeline:
+        has_splits = any((folder / split).is_dir() for split in jobs)
+        covered = {split: folder / split for split in jobs if (folder / split).is_dir()} if has_splits else {"test": folder}
+        jobs = {split: jobs[split] for split in covered if split in jobs}
+        if not jobs:
+            raise FileNotFoundError(f"{folder}: no fused images for any prepared split; put them in {folder}/test/ or directly in {folder}")
+        log.info("external method %s covers splits: %s", method.name, ", ".join(jobs))
+    else:
+        covered = {".": folder}
     for split, pairs in jobs.items():
         sizes = {p.stem: read_image(p.ir).shape[:2] for p in pairs}
-        validate_external(folder if split == "." else _split_folder(folder, split), list(sizes), sizes)
-
-
-def _split_folder(folder: Path, split: str) -> Path:
-    # an external folder may hold only the test images, or one subfolder per split
-    return folder / split if (folder / split).is_dir() else folder
+        validate_external(covered[split], list(sizes), sizes)
+    return jobs
 
 
 def _parse_value(text: str):

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         problems = list(result or [])
         for problem in problems:
             sys.stdout.write(f"{problem}\n")
-        sys.stdout.write(f"{len(problems)} problem(s) found\n")
-        return 1 if problems else 0
+        errors = [p for p in problems if p.severity == "error"]
+        sys.stdout.write(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s)\n")
+        return 1 if errors else 0
     return 0

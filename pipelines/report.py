@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from mmif.config import section
+from mmif.io import write_text
 from pipelines.common import add_params_argument, load_params
 
 HELP = "write the comparison report (tables, statistics, plots, HTML)"
@@ -18,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared dataset (default: %(default)s)")
     p.add_argument("--fused", type=Path, default=Path("data/fused"), help="fused images root (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("results/report"), help="report folder (default: %(default)s)")
+    p.add_argument("--summary", type=Path, default=Path("results/report_summary.json"), help="copy of the headline numbers for `dvc metrics` (default: %(default)s)")
     add_params_argument(p)
 
 
@@ -27,4 +29,6 @@ def run(args: argparse.Namespace) -> int:
     params = load_params(args)
     cfg = section(params, "report", ReportConfig)
     build_report(args.results, args.data, args.fused, args.out, cfg)
+    if args.summary:
+        write_text(args.summary, (args.out / "summary.json").read_text())
     return 0

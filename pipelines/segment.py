@@ -36,8 +36,13 @@ def run(args: argparse.Namespace) -> int:
     if reason:
         write_skipped(args.out, OUTPUTS, reason, args.method, args.seed)
         return 0
+    from segmentation import NoTaskLabels
     from segmentation.train import train_and_evaluate
 
-    metrics = train_and_evaluate(args.fused, args.data, args.out, cfg, seed=args.seed)
+    try:
+        metrics = train_and_evaluate(args.fused, args.data, args.out, cfg, seed=args.seed)
+    except NoTaskLabels as exc:
+        write_skipped(args.out, OUTPUTS, str(exc), args.method, args.seed)
+        return 0
     log.info("%s seed %d: mIoU=%.4f", args.method, args.seed, metrics["mIoU"])
     return 0

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 from pathlib import Path
 
 from mmif.data.layout import Manifest
-from mmif.io import write_text
+import numpy as np
+
+from mmif.io import write_bytes, write_text
 from pipelines.common import add_params_argument, write_json
 
 log = logging.getLogger(__name__)
@@ -45,14 +48,7 @@ def write_skipped(out: Path, files: dict[str, str], reason: str, method: str, se
         elif kind == "csv":
             write_text(path, "epoch\n")
         elif kind == "npz":
-            import numpy as np
-
-            import io
-            import os
-
             buf = io.BytesIO()
-            np.savez(buf, stems=np.array([], dtype=str), confusion=np.zeros((0, 0, 0), np.int64), class_names=np.array([], dtype=str))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(buf.getvalue())
-            os.replace(tmp, path)
+            empty = np.array([], dtype=str)
+            np.savez(buf, stems=empty, confusion=np.zeros((0, 0, 0), np.int64), class_names=empty)
+            write_bytes(path, buf.getvalue())

@@ -35,6 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     params = load_params(args)
     section = method_section(params, args.method)
+    section.pop("fuse_batch_size", None)  # the fuse stage's setting, not the method's
     trainable = not is_external(args.method) and is_trainable(args.method)
     summary: dict = {"method": args.method, "trainable": trainable}
     card: dict = {"method": args.method, "trainable": trainable, "weights": None, "params": section}

@@ -1,7 +1,13 @@
 """Semantic segmentation on fused images (segmentation_models_pytorch), scored with torchmetrics."""
 
-from segmentation.config import SegmentConfig
-from segmentation.errors import NoTaskLabels
+import os
+
+# Nothing here may reach the network: smp is always called with encoder_weights=None and local
+# weights are loaded from disk; huggingface_hub reads this variable when it is first imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from segmentation.config import SegmentConfig  # noqa: E402
+from segmentation.errors import NoTaskLabels  # noqa: E402
 
 __all__ = ["NoTaskLabels", "SegmentConfig", "train_and_evaluate"]
 

@@ -81,12 +81,10 @@ def evaluate(
     Predictions are cropped back to each image's own size before scoring, so padding never counts.
     """
     model.eval()
-    jaccard = MulticlassJaccardIndex(
-        num_classes=n_classes, average="none", ignore_index=IGNORE_INDEX
-    ).to(device)
-    accuracy = MulticlassAccuracy(
-        num_classes=n_classes, average="micro", ignore_index=IGNORE_INDEX
-    ).to(device)
+    # one process scores the whole split (rank 0 under DDP): no cross-process sync on compute
+    common = {"num_classes": n_classes, "ignore_index": IGNORE_INDEX, "sync_on_compute": False}
+    jaccard = MulticlassJaccardIndex(average="none", **common).to(device)
+    accuracy = MulticlassAccuracy(average="micro", **common).to(device)
     stems: list[str] = []
     confusions: list[torch.Tensor] = []
     batch: Batch

@@ -47,11 +47,11 @@ def build_model(cfg: SegmentConfig, n_classes: int) -> tuple[SegmentationNet, bo
 
     The encoder is randomly initialised (smp `encoder_weights=None`) and then, when
     `cfg.encoder_weights` names a file on disk, loaded from it; otherwise it stays random and
-    `pretrained` is False. HF_HUB_OFFLINE is set so that nothing can reach the network.
+    `pretrained` is False. Nothing is downloaded (HF_HUB_OFFLINE=1, no smp/timm pretrained weights).
     """
     import segmentation_models_pytorch as smp
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # in case segmentation/__init__ was bypassed
     net = smp.create_model(
         cfg.arch, encoder_name=cfg.encoder, encoder_weights=None, in_channels=3, classes=n_classes
     )

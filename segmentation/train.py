@@ -18,7 +18,8 @@ torchrun sets WORLD_SIZE, RANK and LOCAL_RANK; `train_and_evaluate` then joins t
 k on cuda:k, splits the training images with a DistributedSampler, synchronises BatchNorm and
 averages gradients. `batch_size` is per process, so the effective batch is
 batch_size x nproc_per_node (raise lr accordingly if you want the same schedule). Only rank 0
-validates, tests and writes files; every rank returns rank 0's metrics. Without torchrun the
+validates, tests and writes files; every rank returns rank 0's metrics; train_loss is the mean
+over all processes. Without torchrun the
 default path is a single process, on CPU or one GPU.
 """
 
@@ -167,7 +168,7 @@ def _setup_distributed(cfg: SegmentConfig) -> tuple[_Dist, torch.device]:
         device = torch.device("cuda", local)
     else:
         device = torch.device("cpu")
-    log.info("distributed: rank %d of %d on %s", d.rank, d.world, device)
+    log.debug("distributed: rank %d of %d on %s", d.rank, d.world, device)
     return d, device
 
 
@@ -197,7 +198,8 @@ def train_and_evaluate(
     for split in ("train", "test"):
         if not samples[split]:
             raise NoTaskLabels(
-                f"{data_root}/{split}/masks: dataset '{manifest.name}' has no {split} masks, so segmentation cannot be {'trained' if split == 'train' else 'tested'}"
+                f"{data_root}/{split}/masks: dataset '{manifest.name}' has no {split} masks, "
+                f"so segmentation can be neither trained nor tested on it"
             )
 
     ddp, device = _setup_distributed(cfg)
@@ -247,7 +249,7 @@ def _run(
         optimizer, T_max=cfg.epochs * len(train_loader)
     )
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
-    log.info(
+    (log.info if ddp.main else log.debug)(
         "segment %s: %s/%s, %d classes, %d train / %d val / %d test images, %d epochs on %s%s",
         fused_root.name,
         cfg.arch,
@@ -279,6 +281,10 @@ def _run(
             amp,
             desc=f"epoch {epoch}/{cfg.epochs}",
         )
+        if ddp.world > 1:  # report the mean over all processes' batches
+            total = torch.tensor([loss], dtype=torch.float64, device=device)
+            dist.all_reduce(total)
+            loss = float(total) / ddp.world
         val_miou = math.nan
         if ddp.main and val_loader is not None:
             val_miou = evaluate(model, val_loader, n_classes, device, amp, desc="val").miou

@@ -103,20 +103,26 @@ def _read_torchvision_file(path: Path, n_convs: int) -> dict[str, torch.Tensor]:
     except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path}: not a readable PyTorch weights file ({exc}); re-copy it") from exc
+        raise ValueError(
+            f"{path}: not a readable PyTorch weights file ({exc}); re-copy it"
+        ) from exc
     if isinstance(raw, dict) and "state_dict" in raw and isinstance(raw["state_dict"], dict):
         raw = raw["state_dict"]
     out: dict[str, torch.Tensor] = {}
     for name, idx, c_in, c_out in VGG19_CONVS[:n_convs]:
         w_key, b_key = f"features.{idx}.weight", f"features.{idx}.bias"
         if w_key not in raw or b_key not in raw:
-            raise ValueError(f"{path}: no '{w_key}'; expected torchvision's VGG19 state dict ({TORCHVISION_FILE})")
+            raise ValueError(
+                f"{path}: no '{w_key}'; expected torchvision's VGG19 state dict ({TORCHVISION_FILE})"
+            )
         w = raw[w_key].float()
         if name == "conv1_1" and w.shape[1] == 3:
             grey = torch.tensor(GREY_WEIGHTS, dtype=w.dtype).view(1, 3, 1, 1)
             w = (w * grey).sum(dim=1, keepdim=True)
         if tuple(w.shape) != (c_out, c_in, 3, 3):
-            raise ValueError(f"{path}: '{w_key}' has shape {tuple(w.shape)}, expected {(c_out, c_in, 3, 3)} (VGG19)")
+            raise ValueError(
+                f"{path}: '{w_key}' has shape {tuple(w.shape)}, expected {(c_out, c_in, 3, 3)} (VGG19)"
+            )
         out[f"{name}.weight"] = w.clone()
         out[f"{name}.bias"] = raw[b_key].float().clone()
     return out
@@ -150,7 +156,8 @@ class _FrozenVGG(nn.Module):
         self.requires_grad_(False)
 
     def conv_relu(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(getattr(self, name)(x))
+        # in place is safe: a convolution's backward does not need its output
+        return F.relu(getattr(self, name)(x), inplace=True)
 
 
 class VGG19Pyramid(_FrozenVGG):

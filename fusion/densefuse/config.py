@@ -37,11 +37,17 @@ class DenseFuseConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.patches_per_image < 1:
             raise ValueError("epochs, batch_size and patches_per_image must be >= 1")
         if self.patch_size < 16:
-            raise ValueError(f"patch_size must be >= 16 (SSIM uses an 11 x 11 window), got {self.patch_size}")
+            raise ValueError(
+                f"patch_size must be >= 16 (SSIM uses an 11 x 11 window), got {self.patch_size}"
+            )
         if self.lr <= 0 or self.ssim_weight < 0:
-            raise ValueError(f"lr must be > 0 and ssim_weight >= 0, got lr={self.lr}, ssim_weight={self.ssim_weight}")
+            raise ValueError(
+                f"lr must be > 0 and ssim_weight >= 0, got lr={self.lr}, ssim_weight={self.ssim_weight}"
+            )
 
 
-def densefuse_config(params: dict[str, Any] | None, where: str = "params.yaml:fusion.densefuse") -> DenseFuseConfig:
+def densefuse_config(
+    params: dict[str, Any] | None, where: str = "params.yaml:fusion.densefuse"
+) -> DenseFuseConfig:
     """Build and validate the config from a params mapping (unknown keys raise ConfigError)."""
     return from_dict(DenseFuseConfig, dict(params or {}), where)

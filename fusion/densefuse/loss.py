@@ -33,7 +33,9 @@ def ssim(x: torch.Tensor, y: torch.Tensor, radius: int = 5, sigma: float = 1.5) 
     return (num / den).flatten(1).mean(1)
 
 
-def reconstruction_loss(output: torch.Tensor, target: torch.Tensor, ssim_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
+def reconstruction_loss(
+    output: torch.Tensor, target: torch.Tensor, ssim_weight: float
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Scalar loss and its parts {"pixel", "ssim"} (batch means)."""
     pixel = F.mse_loss(output, target)
     s = ssim(output, target).mean()

@@ -49,7 +49,9 @@ def _max_abs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(np.abs(a) >= np.abs(b), a, b)
 
 
-def dwt_fuse(ir: torch.Tensor, vis: torch.Tensor, wavelet: str = "db2", levels: int = 3) -> torch.Tensor:
+def dwt_fuse(
+    ir: torch.Tensor, vis: torch.Tensor, wavelet: str = "db2", levels: int = 3
+) -> torch.Tensor:
     """Fuse B x 1 x H x W sources in [0, 1]: mean approximation, max-abs details; clamped to [0, 1]."""
     h, w = ir.shape[-2:]
     wav = pywt.Wavelet(wavelet)
@@ -68,7 +70,11 @@ def dwt_fuse(ir: torch.Tensor, vis: torch.Tensor, wavelet: str = "db2", levels: 
     for da, db in zip(ca[1:], cb[1:], strict=True):
         fused.append(tuple(_max_abs(x, y) for x, y in zip(da, db, strict=True)))
     out = pywt.waverec2(fused, wav, mode="symmetric", axes=(-2, -1))[..., :h, :w]
-    return torch.from_numpy(np.ascontiguousarray(out)).to(device=ir.device, dtype=ir.dtype).clamp(0.0, 1.0)
+    return (
+        torch.from_numpy(np.ascontiguousarray(out))
+        .to(device=ir.device, dtype=ir.dtype)
+        .clamp(0.0, 1.0)
+    )
 
 
 class DWTFusion(FusionMethod):

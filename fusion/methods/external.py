@@ -105,9 +105,13 @@ class ExternalFusion(FusionMethod):
         if self.split is not None and (self.folder / self.split).is_dir():
             folders = [self.folder / self.split]
         else:
-            folders = [self.folder / s for s in SPLITS if (self.folder / s).is_dir()] + [self.folder]
+            folders = [self.folder / s for s in SPLITS if (self.folder / s).is_dir()] + [
+                self.folder
+            ]
         if not self.folder.is_dir():
-            raise ImageError(f"{self.folder}: external fused-image folder not found; fix `dir` of {self.name}")
+            raise ImageError(
+                f"{self.folder}: external fused-image folder not found; fix `dir` of {self.name}"
+            )
         hits = [imgs[stem] for imgs in map(self._images_in, folders) if stem in imgs]
         if not hits:
             raise ImageError(

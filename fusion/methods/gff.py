@@ -75,7 +75,9 @@ def gff_fuse(ir: torch.Tensor, vis: torch.Tensor, p: GFFParams | None = None) ->
     winner = (saliency == saliency.max(dim=0, keepdim=True).values).double()
     w_base = guided_filter(flat, winner.flatten(0, 1), p.r1, p.eps1).view_as(src)
     w_detail = guided_filter(flat, winner.flatten(0, 1), p.r2, p.eps2).view_as(src)
-    fused = (_normalise(w_base) * base.view_as(src)).sum(0) + (_normalise(w_detail) * detail.view_as(src)).sum(0)
+    fused = (_normalise(w_base) * base.view_as(src)).sum(0) + (
+        _normalise(w_detail) * detail.view_as(src)
+    ).sum(0)
     return fused.to(ir.dtype).clamp(0.0, 1.0)
 
 

@@ -34,7 +34,6 @@ from scipy.ndimage import gaussian_filter
 
 from mmif.config import ConfigError
 from mmif.data.layout import Manifest
-from mmif.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -362,41 +361,26 @@ def _bicycle(rng, o: _Object, dv, di, dm, ds, night, headlights):
 
 def write_synthetic(cfg: SyntheticConfig, out_dir: Path, progress: bool = True) -> Manifest:
     """Render the whole synthetic dataset into the canonical layout (atomically)."""
-    from tqdm import tqdm
+    from mmif.data.writer import Sample, write_prepared
 
+    night = {"n": 0}
+
+    def samples() -> Iterator[Sample]:
+        for scene in generate(cfg):
+            night["n"] += scene.night
+            yield Sample(scene.split, scene.stem, scene.ir, scene.vis, scene.boxes, scene.mask, scene.salient)
+
+    manifest = Manifest(
+        name="synthetic",
+        provenance=f"mmif.data.synthetic (seed {cfg.seed}); rendered, no external data",
+        splits={},
+        det_classes=list(DET_CLASSES),
+        seg_classes=list(SEG_CLASSES),
+        salient_source="rendered warm objects (" + ", ".join(SALIENT_CLASSES) + ")",
+        modality_visibility=MODALITY_VISIBILITY,
+        extra={"config": asdict(cfg)},
+    )
     total = cfg.n_train + cfg.n_val + cfg.n_test
-    counts = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}
-    n_boxes = {c: 0 for c in DET_CLASSES}
-    n_night = 0
-    with atomic_dir(out_dir) as tmp:
-        for scene in tqdm(generate(cfg), total=total, desc="synthetic scenes", unit="pair", disable=not progress):
-            d = tmp / scene.split
-            for sub in ("ir", "vis", "labels", "masks", "salient"):
-                (d / sub).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(scene.ir).save(d / "ir" / f"{scene.stem}.png", compress_level=1)
-            Image.fromarray(scene.vis).save(d / "vis" / f"{scene.stem}.png", compress_level=1)
-            Image.fromarray(scene.mask).save(d / "masks" / f"{scene.stem}.png", compress_level=1)
-            Image.fromarray(scene.salient).save(d / "salient" / f"{scene.stem}.png", compress_level=1)
-            (d / "labels" / f"{scene.stem}.txt").write_text(
-                "".join(f"{c} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for c, cx, cy, w, h in scene.boxes)
-            )
-            for c, *_ in scene.boxes:
-                n_boxes[DET_CLASSES[c]] += 1
-            n_night += scene.night
-        manifest = Manifest(
-            name="synthetic",
-            provenance=f"mmif.data.synthetic (seed {cfg.seed}); rendered, no external data",
-            splits={k: v for k, v in counts.items() if v},
-            det_classes=list(DET_CLASSES),
-            seg_classes=list(SEG_CLASSES),
-            image_sizes={f"{cfg.width}x{cfg.height}": total},
-            colour_visible=True,
-            has_det_labels=True,
-            has_seg_masks=True,
-            salient_source="rendered warm objects (" + ", ".join(SALIENT_CLASSES) + ")",
-            modality_visibility=MODALITY_VISIBILITY,
-            extra={"config": asdict(cfg), "boxes_per_class": n_boxes, "night_pairs": int(n_night)},
-        )
-        manifest.save(tmp)
-    log.info("wrote %d synthetic pairs (%d at night) to %s", total, n_night, out_dir)
-    return manifest
+    written = write_prepared(out_dir, samples(), manifest, total=total, progress=progress)
+    log.info("synthetic: %d pairs, %d at night", total, night["n"])
+    return written

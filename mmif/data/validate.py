@@ -31,7 +31,7 @@ Non-image files are a warning, not an error, because upstream archives routinely
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mmif.data.layout import IGNORE_INDEX
-from mmif.io import ImageError, is_image_file, read_image, rgb_to_grey_uint8
+from mmif.io import IMAGE_EXTENSIONS, ImageError, is_image_file, read_image, rgb_to_grey_uint8
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ class Report:
     def __init__(self, collect: bool = False) -> None:
         self.collect = collect
         self.problems: list[Problem] = []
-        self._counts: Counter[str] = Counter()
+        # warnings per kind, updated live (the manifest records it)
+        self.warning_kinds: dict[str, int] = {}  # a plain dict: dataclasses.asdict mangles Counters
 
     def error(self, kind: str, path: str | Path, message: str) -> None:
         problem = Problem("error", kind, str(path), message)
@@ -94,8 +95,8 @@ class Report:
     def warning(self, kind: str, path: str | Path, message: str, logged: bool = False) -> None:
         """Record a warning; `logged` says a library call has already logged it."""
         self.problems.append(Problem("warning", kind, str(path), message))
-        self._counts[kind] += 1
-        if not self.collect and not logged and self._counts[kind] <= _SHOWN_PER_KIND:
+        self.warning_kinds[kind] = self.warning_kinds.get(kind, 0) + 1
+        if not self.collect and not logged and self.warning_kinds[kind] <= _SHOWN_PER_KIND:
             log.warning("%s: %s", path, message)
 
     @property
@@ -107,12 +108,16 @@ class Report:
         return [p for p in self.problems if p.severity == "warning"]
 
     def warning_counts(self) -> dict[str, int]:
-        return dict(sorted(self._counts.items()))
+        return dict(sorted(self.warning_kinds.items()))
 
     def log_summary(self) -> None:
-        for kind, n in sorted(self._counts.items()):
+        for kind, n in sorted(self.warning_kinds.items()):
             if n > _SHOWN_PER_KIND and not self.collect:
-                log.warning("%d more '%s' warnings not shown (run with --check to list them)", n - _SHOWN_PER_KIND, kind)
+                log.warning(
+                    "%d more '%s' warnings not shown (run with --check to list them)",
+                    n - _SHOWN_PER_KIND,
+                    kind,
+                )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,19 +151,17 @@ def list_image_files(folder: Path, report: Report) -> dict[str, Path]:
         report.warning(
             "non-image",
             folder,
-            f"ignored {len(ignored)} non-image file(s) ({example}); only {', '.join(_image_exts())} are read",
+            f"ignored {len(ignored)} non-image file(s) ({example}); only {', '.join(IMAGE_EXTENSIONS)} are read",
         )
     return out
 
 
-def _image_exts() -> list[str]:
-    from mmif.io import IMAGE_EXTENSIONS
-
-    return list(IMAGE_EXTENSIONS)
-
-
 def match_pairs(
-    ir_files: dict[str, Path], vis_files: dict[str, Path], ir_dir: Path, vis_dir: Path, report: Report
+    ir_files: dict[str, Path],
+    vis_files: dict[str, Path],
+    ir_dir: Path,
+    vis_dir: Path,
+    report: Report,
 ) -> list[str]:
     """Stems present in both folders, sorted; a file without its partner is an error."""
     for stem in sorted(set(ir_files) - set(vis_files)):
@@ -177,7 +180,13 @@ def match_pairs(
 
 
 def match_annotations(
-    stems: Sequence[str], files: dict[str, Path], folder: Path, what: str, fix: str, report: Report
+    stems: Sequence[str],
+    files: dict[str, Path],
+    folder: Path,
+    what: str,
+    fix: str,
+    report: Report,
+    warn_orphans: bool = True,
 ) -> dict[str, Path]:
     """Annotation file per pair stem; a pair without one is an error, an orphan a warning."""
     out = {}
@@ -185,9 +194,13 @@ def match_annotations(
         if stem in files:
             out[stem] = files[stem]
         else:
-            report.error("missing-annotation", folder / stem, f"no {what} for pair '{stem}' in {folder}; {fix}")
+            report.error(
+                "missing-annotation",
+                folder / stem,
+                f"no {what} for pair '{stem}' in {folder}; {fix}",
+            )
     orphans = sorted(set(files) - set(stems))
-    if orphans:
+    if orphans and warn_orphans:
         report.warning(
             "orphan-annotation",
             folder,
@@ -209,7 +222,9 @@ def list_files(folder: Path, suffix: str) -> dict[str, Path]:
 # Images
 
 
-def read_source_image(path: Path, role: Literal["infrared", "visible"], report: Report) -> np.ndarray | None:
+def read_source_image(
+    path: Path, role: Literal["infrared", "visible"], report: Report
+) -> np.ndarray | None:
     """Read one source image as uint8, reporting conversions; None after a (collected) error.
 
     Infrared is returned grey (H x W). Visible keeps colour (H x W x 3) unless all channels are
@@ -219,7 +234,9 @@ def read_source_image(path: Path, role: Literal["infrared", "visible"], report: 
         with Image.open(path) as im:
             mode = im.mode
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        report.error("unreadable", path, f"not a readable image ({exc}); re-export or remove the file")
+        report.error(
+            "unreadable", path, f"not a readable image ({exc}); re-export or remove the file"
+        )
         return None
     try:
         arr = read_image(path, mode="auto")
@@ -234,11 +251,17 @@ def read_source_image(path: Path, role: Literal["infrared", "visible"], report: 
             logged=True,  # read_image logs it
         )
     elif mode in _CONVERTED_MODES:
-        report.warning("converted", path, f"{mode} {role} image converted to {'grey' if arr.ndim == 2 else 'RGB'}")
+        report.warning(
+            "converted",
+            path,
+            f"{mode} {role} image converted to {'grey' if arr.ndim == 2 else 'RGB'}",
+        )
     if role == "infrared" and arr.ndim == 3:
-        spread = int(arr.max(axis=2).astype(np.int16).max() - 0) if arr.size == 0 else _channel_spread(arr)
-        if spread > _GREY_TOLERANCE:
-            report.warning("colour-infrared", path, "infrared image has colour; reduced to BT.601 luminance")
+        # a strided look is enough to tell a colour image from JPEG noise on grey
+        if _channel_spread(arr[::4, ::4]) > _GREY_TOLERANCE:
+            report.warning(
+                "colour-infrared", path, "infrared image has colour; reduced to BT.601 luminance"
+            )
         arr = rgb_to_grey_uint8(arr)
     return arr
 
@@ -249,7 +272,10 @@ def _channel_spread(arr: np.ndarray) -> int:
 
 
 def read_mask(
-    path: Path, n_classes: int, report: Report, palette: Sequence[tuple[int, int, int]] | None = None
+    path: Path,
+    n_classes: int,
+    report: Report,
+    palette: Sequence[tuple[int, int, int]] | None = None,
 ) -> np.ndarray | None:
     """Read a class-id mask (H x W uint8; ids < n_classes or 255 = ignore); None after an error.
 
@@ -262,8 +288,12 @@ def read_mask(
             mode = im.mode
             arr = np.asarray(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        report.error("unreadable", path, f"not a readable mask ({exc}); re-export or remove the file")
+        report.error(
+            "unreadable", path, f"not a readable mask ({exc}); re-export or remove the file"
+        )
         return None
+    if arr.ndim == 3 and arr.shape[2] == 2:  # LA: grey ids plus alpha
+        arr = arr[..., 0]
     if arr.ndim == 3:
         rgb = arr[..., :3]
         if _channel_spread(rgb) == 0:
@@ -272,18 +302,24 @@ def read_mask(
             mapped = _map_palette(rgb, palette)
             if mapped is None:
                 report.error(
-                    "bad-mask", path, "colour mask holds colours outside the class palette; use the class-id masks"
+                    "bad-mask",
+                    path,
+                    "colour mask holds colours outside the class palette; use the class-id masks",
                 )
                 return None
             arr = mapped
         else:
             report.error(
-                "bad-mask", path, f"{mode} mask: expected one channel of class ids; use the class-id label PNGs"
+                "bad-mask",
+                path,
+                f"{mode} mask: expected one channel of class ids; use the class-id label PNGs",
             )
             return None
     if arr.dtype != np.uint8:
         if arr.size and (arr.min() < 0 or arr.max() > 255):
-            report.error("bad-mask", path, f"mask values up to {arr.max()} do not fit class ids 0..255")
+            report.error(
+                "bad-mask", path, f"mask values up to {arr.max()} do not fit class ids 0..255"
+            )
             return None
         arr = arr.astype(np.uint8)
     values = np.unique(arr)
@@ -339,14 +375,18 @@ def check_pair_size(
     return None
 
 
-def check_mask_size(mask: np.ndarray, ir: np.ndarray, path: Path, resize: bool, report: Report) -> np.ndarray | None:
+def check_mask_size(
+    mask: np.ndarray, ir: np.ndarray, path: Path, resize: bool, report: Report
+) -> np.ndarray | None:
     if size_of(mask) == size_of(ir):
         return mask
     msg = f"mask size {_wh(mask)} differs from its image pair ({_wh(ir)})"
     if resize:
         report.warning("resized", path, msg + "; resized (nearest) to the infrared size")
         return resize_image(mask, size_of(ir), nearest=True)
-    report.error("size-mismatch", path, msg + "; fix the mask or set dataset.resize_mismatched: true")
+    report.error(
+        "size-mismatch", path, msg + "; fix the mask or set dataset.resize_mismatched: true"
+    )
     return None
 
 
@@ -359,7 +399,9 @@ def _wh(arr: np.ndarray) -> str:
 # Boxes
 
 
-def check_boxes(rows: Sequence[YoloRow], n_classes: int, size: tuple[int, int], path: Path, report: Report) -> list[YoloRow] | None:
+def check_boxes(
+    rows: Sequence[YoloRow], n_classes: int, size: tuple[int, int], path: Path, report: Report
+) -> list[YoloRow] | None:
     """Validate normalised YOLO rows against the class count and the image; clip what sticks out.
 
     A box sticking out by at most half a pixel (rounding in the release) is clipped silently,
@@ -379,20 +421,26 @@ def check_boxes(rows: Sequence[YoloRow], n_classes: int, size: tuple[int, int], 
             )
             return None
         if not (w > 0 and h > 0) or not all(np.isfinite((cx, cy, w, h))):
-            report.error("bad-label", path, f"box {i}: width and height must be positive numbers, got {w}, {h}")
+            report.error(
+                "bad-label",
+                path,
+                f"box {i}: width and height must be positive numbers, got {w}, {h}",
+            )
             return None
         x0, y0, x1, y1 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
-        if x0 < -tol_x or y0 < -tol_y or x1 > 1 + tol_x or y1 > 1 + tol_y:
-            clipped += 1
+        outside = x0 < -tol_x or y0 < -tol_y or x1 > 1 + tol_x or y1 > 1 + tol_y
         x0, y0, x1, y1 = max(x0, 0.0), max(y0, 0.0), min(x1, 1.0), min(y1, 1.0)
-        if (x1 - x0) * width < 1e-3 or (y1 - y0) * height < 1e-3:
+        if x1 <= x0 or y1 <= y0:
             dropped += 1
             continue
+        clipped += outside
         out.append((cls, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0))
     if dropped:
         report.warning("box-outside", path, f"{dropped} box(es) wholly outside the image dropped")
-    if clipped - dropped > 0:
-        report.warning("box-clipped", path, f"{clipped - dropped} box(es) extending outside the image clipped to it")
+    if clipped:
+        report.warning(
+            "box-clipped", path, f"{clipped} box(es) extending outside the image clipped to it"
+        )
     return out
 
 

@@ -36,7 +36,9 @@ class ImageDetections:
     pred: np.ndarray
 
     @classmethod
-    def from_lists(cls, gt: Sequence[Sequence[float]], pred: Sequence[Sequence[float]]) -> ImageDetections:
+    def from_lists(
+        cls, gt: Sequence[Sequence[float]], pred: Sequence[Sequence[float]]
+    ) -> ImageDetections:
         g = np.asarray(gt, dtype=np.float64).reshape(-1, 5)
         p = np.asarray(pred, dtype=np.float64).reshape(-1, 6)
         return cls(gt=g, pred=p)
@@ -108,7 +110,9 @@ def match_detections(
         pred_cls = im.pred[:, 0].astype(np.int64)
         for arr, what in ((gt_cls, "ground-truth"), (pred_cls, "predicted")):
             if len(arr) and (arr.min() < 0 or arr.max() >= n_classes):
-                raise ValueError(f"image {i}: {what} class id {int(arr.max())} outside 0..{n_classes - 1}")
+                raise ValueError(
+                    f"image {i}: {what} class id {int(arr.max())} outside 0..{n_classes - 1}"
+                )
         n_gt[i] = np.bincount(gt_cls, minlength=n_classes)
         for c in np.unique(pred_cls):
             p = im.pred[pred_cls == c]
@@ -139,34 +143,44 @@ def match_detections(
     )
 
 
-def _curve_ap(tp_w: np.ndarray, fp_w: np.ndarray, n_gt: np.ndarray) -> np.ndarray:
-    """101-point AP of each row: tp_w/fp_w (R, P) weights in score order, n_gt (R,)."""
-    out = np.full(tp_w.shape[0], np.nan)
-    if tp_w.shape[1] == 0:
-        out[n_gt > 0] = 0.0
+def _curve_ap(cum_tp: np.ndarray, cum_fp: np.ndarray, n_gt: np.ndarray) -> np.ndarray:
+    """101-point AP of each row from the cumulative weighted TP/FP counts at the true positives.
+
+    cum_tp, cum_fp: (R, T) at each true positive in score order (FPs ranked before it included);
+    n_gt: (R,). Only true positives are needed: recall rises only there and precision falls
+    between them, so they carry every value of the interpolated (right-maximum) precision.
+    """
+    out = np.full(cum_tp.shape[0], np.nan)
+    has_gt = n_gt > 0
+    if cum_tp.shape[1] == 0:
+        out[has_gt] = 0.0
         return out
-    tp = np.cumsum(tp_w, axis=1)
-    fp = np.cumsum(fp_w, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        recall = tp / n_gt[:, None]
-    precision = tp / (tp + fp + np.spacing(1))
+        recall = cum_tp / n_gt[:, None]
+    precision = cum_tp / (cum_tp + cum_fp + np.spacing(1))
     precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
-    n = tp.shape[1]
-    for r in np.flatnonzero(n_gt > 0):
+    n = cum_tp.shape[1]
+    for r in np.flatnonzero(has_gt):
         idx = np.searchsorted(recall[r], RECALL_POINTS, side="left")
         q = np.where(idx < n, precision[r, np.minimum(idx, n - 1)], 0.0)
         out[r] = q.mean()
     return out
 
 
-def average_precision(matched: MatchedDetections, image_weights: np.ndarray | None = None) -> np.ndarray:
+def average_precision(
+    matched: MatchedDetections, image_weights: np.ndarray | None = None
+) -> np.ndarray:
     """Per-class AP of weighted image sets.
 
     image_weights: (N_images,) or (R, N_images) non-negative counts (None: every image once).
     Returns (C,) or (R, C) AP in [0, 1]; NaN where a class has no ground truth in the set.
     """
     single = image_weights is None or np.ndim(image_weights) == 1
-    w = np.ones((1, matched.n_images)) if image_weights is None else np.atleast_2d(image_weights).astype(np.float64)
+    w = (
+        np.ones((1, matched.n_images))
+        if image_weights is None
+        else np.atleast_2d(image_weights).astype(np.float64)
+    )
     if w.shape[1] != matched.n_images:
         raise ValueError(f"image_weights has {w.shape[1]} columns for {matched.n_images} images")
     n_gt = w @ matched.n_gt.astype(np.float64)  # (R, C)
@@ -175,15 +189,21 @@ def average_precision(matched: MatchedDetections, image_weights: np.ndarray | No
         sel = matched.class_index == c
         img = matched.image_index[sel]
         tp = matched.is_tp[sel]
-        # bound memory: R x P weight matrices in chunks of about 4 million entries
-        step = max(1, 4_000_000 // max(1, len(img)))
-        for r0 in range(0, w.shape[0], step):
-            wp = w[r0 : r0 + step][:, img]
-            out[r0 : r0 + step, c] = _curve_ap(wp * tp, wp * ~tp, n_gt[r0 : r0 + step, c])
+        tp_pos = np.flatnonzero(tp)
+        # each false positive falls into the bucket "number of true positives ranked before it";
+        # the FP weight before true positive j is the weight of buckets 0..j, a matrix product
+        fp_bucket = np.searchsorted(tp_pos, np.flatnonzero(~tp))
+        fp_counts = np.zeros((matched.n_images, len(tp_pos) + 1))
+        np.add.at(fp_counts, (img[~tp], fp_bucket), 1.0)
+        cum_fp = np.cumsum(w @ fp_counts, axis=1)[:, : len(tp_pos)]
+        cum_tp = np.cumsum(w[:, img[tp_pos]], axis=1)
+        out[:, c] = _curve_ap(cum_tp, cum_fp, n_gt[:, c])
     return out[0] if single else out
 
 
-def mean_average_precision(matched: MatchedDetections, image_weights: np.ndarray | None = None) -> np.ndarray:
+def mean_average_precision(
+    matched: MatchedDetections, image_weights: np.ndarray | None = None
+) -> np.ndarray:
     """mAP over the classes with ground truth: scalar array for one set, (R,) for R sets."""
     ap = average_precision(matched, image_weights)
     with np.errstate(all="ignore"):

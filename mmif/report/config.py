@@ -20,7 +20,9 @@ class ReportConfig:
     conf_threshold: minimum score of a detection drawn in the qualitative grid, in [0, 1].
     grid_seed_run: which detection seed's predictions the grid draws (lowest seed if absent).
     split: dataset split of the qualitative grid (the tasks are evaluated on `test`).
-    max_dets: predictions per image and class kept for AP (COCO: 100).
+    max_dets: predictions per image and class kept for AP; 300 as the detection stage's
+        torchmetrics cross-check (detection.evaluate.coco_map) and ultralytics' max_det, so the
+        recomputed mAP50 equals its tm_mAP50 (the COCO evaluator's own default is 100).
     """
 
     bootstrap_samples: int = 1000
@@ -32,11 +34,13 @@ class ReportConfig:
     conf_threshold: float = 0.25
     grid_seed_run: int = 0
     split: str = "test"
-    max_dets: int = 100
+    max_dets: int = 300
 
     def validate(self) -> None:
         if self.bootstrap_samples < 0:
-            raise ConfigError(f"bootstrap_samples: {self.bootstrap_samples} < 0; use e.g. 1000 (0 skips the test)")
+            raise ConfigError(
+                f"bootstrap_samples: {self.bootstrap_samples} < 0; use e.g. 1000 (0 skips the test)"
+            )
         if not 0.0 < self.alpha < 1.0:
             raise ConfigError(f"alpha: {self.alpha} must lie in (0, 1), e.g. 0.05")
         if not 0.0 < self.ci_level < 1.0:
@@ -46,4 +50,6 @@ class ReportConfig:
         if not 0.0 <= self.conf_threshold <= 1.0:
             raise ConfigError(f"conf_threshold: {self.conf_threshold} must lie in [0, 1]")
         if self.max_dets < 1:
-            raise ConfigError(f"max_dets: {self.max_dets} < 1; COCO uses 100")
+            raise ConfigError(
+                f"max_dets: {self.max_dets} < 1; use 300 (the detection stage's value)"
+            )

@@ -75,9 +75,12 @@ def render_markdown(doc: Document) -> str:
             elif isinstance(block, Bullets):
                 out.append("\n".join(f"- {item}" for item in block.items) + "\n")
             elif isinstance(block, Table):
-                files = f" (files: {', '.join(f'`{f}`' for f in block.files)})" if block.files else ""
+                files = (
+                    f" (files: {', '.join(f'`{f}`' for f in block.files)})" if block.files else ""
+                )
                 out.append(f"**{block.caption}**{files}\n\n{to_markdown(block.frame)}")
             elif isinstance(block, Figure):
                 svg = f" ([SVG]({block.svg}))" if block.svg else ""
-                out.append(f"![{block.caption}]({block.png})\n\n_{block.caption}_{svg}\n")
+                alt = block.png.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+                out.append(f"![{alt}]({block.png})\n\n_{block.caption}_{svg}\n")
     return "\n".join(out)

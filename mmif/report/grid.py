@@ -39,7 +39,9 @@ def choose_stems(stems: list[str], n: int, seed: int) -> list[str]:
     return sorted(stems[i] for i in rng.choice(len(stems), size=n, replace=False))
 
 
-def grid_predictions(runs: dict[str, dict[int, SeedRun]], seed: int) -> dict[str, DetectionPredictions]:
+def grid_predictions(
+    runs: dict[str, dict[int, SeedRun]], seed: int
+) -> dict[str, DetectionPredictions]:
     """method -> predictions of seed `seed` (else its lowest seed) where predictions.json exists."""
     out = {}
     for method, seeds in runs.items():
@@ -52,13 +54,25 @@ def grid_predictions(runs: dict[str, dict[int, SeedRun]], seed: int) -> dict[str
 
 def _draw_boxes(ax, det, classes: list[str], conf: float) -> None:
     cmap = matplotlib.colormaps["tab10"]
-    for cls, x1, y1, x2, y2 in det.gt:
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="white", linestyle="--", linewidth=0.8))
+    for _cls, x1, y1, x2, y2 in det.gt:
+        ax.add_patch(
+            Rectangle(
+                (x1, y1),
+                x2 - x1,
+                y2 - y1,
+                fill=False,
+                edgecolor="white",
+                linestyle="--",
+                linewidth=0.8,
+            )
+        )
     for cls, score, x1, y1, x2, y2 in det.pred:
         if score < conf:
             continue
         colour = cmap(int(cls) % 10)
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=1.2))
+        ax.add_patch(
+            Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=1.2)
+        )
         name = classes[int(cls)] if 0 <= int(cls) < len(classes) else str(int(cls))
         ax.text(x1, y1, f"{name} {score:.2f}", fontsize=5, color="black", va="bottom",
                 bbox={"facecolor": colour, "edgecolor": "none", "pad": 0.5, "alpha": 0.8})  # fmt: skip
@@ -83,7 +97,11 @@ def qualitative_grid(
     if not pairs:
         return None, f"Qualitative grid not available: no `{cfg.split}` pairs under {data_root}."
     stems = choose_stems(sorted(pairs), cfg.n_grid_images, cfg.seed)
-    fused = [m for m in methods if m not in {s for _, s in SOURCE_COLUMNS} and (Path(fused_root) / m / cfg.split).is_dir()]
+    fused = [
+        m
+        for m in methods
+        if m not in {s for _, s in SOURCE_COLUMNS} and (Path(fused_root) / m / cfg.split).is_dir()
+    ]
     preds = grid_predictions(detect_runs, cfg.grid_seed_run)
     columns = [(label, source) for label, source in SOURCE_COLUMNS] + [(m, m) for m in fused]
 
@@ -105,10 +123,24 @@ def qualitative_grid(
             else:
                 path = Path(fused_root) / name / cfg.split / f"{stem}.png"
             if not path.is_file():
-                ax.text(0.5, 0.5, "missing", ha="center", va="center", transform=ax.transAxes, fontsize=7)
+                ax.text(
+                    0.5,
+                    0.5,
+                    "missing",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                    fontsize=7,
+                )
                 continue
             img = read_image(path)
-            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255, interpolation="antialiased")
+            ax.imshow(
+                img,
+                cmap="gray" if img.ndim == 2 else None,
+                vmin=0,
+                vmax=255,
+                interpolation="antialiased",
+            )
             pred = preds.get(name)
             if pred is not None and stem in pred.stems:
                 _draw_boxes(ax, pred.by_stem()[stem], pred.classes, cfg.conf_threshold)

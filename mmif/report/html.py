@@ -38,7 +38,9 @@ def _inline(text: str) -> str:
 
 
 def data_uri(path: Path) -> str:
-    mime = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg"}.get(path.suffix.lower(), "application/octet-stream")
+    mime = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg"}.get(
+        path.suffix.lower(), "application/octet-stream"
+    )
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
 
@@ -60,13 +62,17 @@ def render_html(doc: Document, root: Path) -> str:
             if isinstance(block, Paragraph):
                 parts.append(f"<p>{_inline(block.text)}</p>")
             elif isinstance(block, Bullets):
-                parts.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in block.items) + "</ul>")
+                parts.append(
+                    "<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in block.items) + "</ul>"
+                )
             elif isinstance(block, Table):
                 parts.append(f'<p class="caption">{_inline(block.caption)}</p>')
                 if block.frame.empty:
                     parts.append('<p class="na">not available</p>')
                 else:
-                    parts.append(display_frame(block.frame).to_html(index=False, border=0, escape=True))
+                    parts.append(
+                        display_frame(block.frame).to_html(index=False, border=0, escape=True)
+                    )
             elif isinstance(block, Figure):
                 alt = html.escape(block.caption, quote=True)
                 parts.append(

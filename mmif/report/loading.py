@@ -4,6 +4,8 @@
     <results>/detect/<method>/seed_<s>/metrics.json, predictions.json, curves.csv
     <results>/segment/<method>/seed_<s>/metrics.json, confusion.npz, curves.csv
     <results>/coconet/train_metrics.json, loss_curve.csv
+    <results>/train/<method>.json                  (train-stage summary written by dvc.yaml)
+    <results>/../models/<method>/loss_curve.csv    (when results/coconet/ has none)
     <fused>/<method>/info.json
 
 Methods and seeds are discovered from the folders; anything absent is simply not in the
@@ -30,13 +32,27 @@ log = logging.getLogger(__name__)
 TASKS = ("detect", "segment")
 SEED_DIR = re.compile(r"^seed_(\d+)$")
 #: keys of a task metrics.json that describe the run rather than score it
-RUN_FACT_KEYS = frozenset({"n_test_images", "epochs", "seed", "model", "arch", "encoder", "pretrained", "per_class"})
+#: (counts "n_*" and anything about epochs are facts too, see `is_score_key`)
+RUN_FACT_KEYS = frozenset(
+    {"seed", "model", "arch", "encoder", "pretrained", "per_class", "device", "skipped"}
+)
 #: which stage writes each kind of file (named in error messages)
-STAGE_FOR = {"fusion_metrics": "mmif metrics", "detect": "mmif detect", "segment": "mmif segment", "coconet": "mmif train --method coconet"}
+STAGE_FOR = {
+    "fusion_metrics": "mmif metrics",
+    "detect": "mmif detect",
+    "segment": "mmif segment",
+    "coconet": "mmif train --method coconet",
+}
 
 
 class ResultsError(ValueError):
     """A result file exists but is unusable; the message names the file and the stage to re-run."""
+
+
+def is_score_key(key: str) -> bool:
+    """True for metrics.json keys that score the run (mAP50, mIoU, ...), False for run facts
+    (seed, n_test_images, epochs, best_epoch, ...)."""
+    return key not in RUN_FACT_KEYS and not key.startswith("n_") and "epoch" not in key
 
 
 @dataclass
@@ -55,7 +71,7 @@ class SeedRun:
         return {
             k: float(v)
             for k, v in self.metrics.items()
-            if k not in RUN_FACT_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)
+            if is_score_key(k) and isinstance(v, (int, float)) and not isinstance(v, bool)
         }
 
     @property
@@ -68,6 +84,14 @@ class SeedRun:
         return path if path.is_file() else None
 
 
+@dataclass(frozen=True)
+class Sourced:
+    """A loaded value and the file it came from (named in the report)."""
+
+    value: Any
+    source: str
+
+
 @dataclass
 class Results:
     """Everything found under a results folder (and the fused images' info.json files)."""
@@ -75,10 +99,18 @@ class Results:
     root: Path
     fusion: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> metrics json
     fusion_per_image: dict[str, pd.DataFrame] = field(default_factory=dict)
-    runs: dict[str, dict[str, dict[int, SeedRun]]] = field(default_factory=dict)  # task -> method -> seed
-    coconet_metrics: dict[str, Any] | None = None
-    coconet_curve: pd.DataFrame | None = None
+    runs: dict[str, dict[str, dict[int, SeedRun]]] = field(
+        default_factory=dict
+    )  # task -> method -> seed
+    skipped: dict[str, dict[str, str]] = field(default_factory=dict)  # task -> method -> reason
+    train_metrics: dict[str, Sourced] = field(default_factory=dict)  # method -> training summary
+    loss_curves: dict[str, Sourced] = field(default_factory=dict)  # method -> loss curve table
     fused_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def coconet_metrics(self) -> dict[str, Any] | None:
+        item = self.train_metrics.get("coconet")
+        return item.value if item else None
 
     def task_runs(self, task: str) -> dict[str, dict[int, SeedRun]]:
         return self.runs.get(task, {})
@@ -95,14 +127,18 @@ def read_json(path: Path, stage: str) -> Any:
     try:
         return json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{path}: unreadable JSON ({exc}); re-run `{stage}` to rewrite it") from exc
+        raise ResultsError(
+            f"{path}: unreadable JSON ({exc}); re-run `{stage}` to rewrite it"
+        ) from exc
 
 
 def read_csv(path: Path, stage: str) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # pandas errors derive from ValueError
-        raise ResultsError(f"{path}: unreadable CSV ({exc}); re-run `{stage}` to rewrite it") from exc
+        raise ResultsError(
+            f"{path}: unreadable CSV ({exc}); re-run `{stage}` to rewrite it"
+        ) from exc
 
 
 def load_results(results_dir: Path, fused_root: Path | None = None) -> Results:
@@ -111,15 +147,14 @@ def load_results(results_dir: Path, fused_root: Path | None = None) -> Results:
     res = Results(root=results_dir)
     _load_fusion(res, results_dir / "fusion_metrics")
     for task in TASKS:
-        res.runs[task] = _load_task(results_dir / task, task)
-    coconet = results_dir / "coconet"
-    if (coconet / "train_metrics.json").is_file():
-        res.coconet_metrics = read_json(coconet / "train_metrics.json", STAGE_FOR["coconet"])
-    if (coconet / "loss_curve.csv").is_file():
-        res.coconet_curve = read_csv(coconet / "loss_curve.csv", STAGE_FOR["coconet"])
+        res.skipped[task] = {}
+        res.runs[task] = _load_task(results_dir / task, task, res.skipped[task])
     if fused_root is not None and Path(fused_root).is_dir():
         for info in sorted(Path(fused_root).glob("*/info.json")):
-            res.fused_info[info.parent.name] = read_json(info, f"mmif fuse --method {info.parent.name}")
+            res.fused_info[info.parent.name] = read_json(
+                info, f"mmif fuse --method {info.parent.name}"
+            )
+    _load_training(res, results_dir)
     log.info(
         "results in %s: %d fusion-metric files, %s",
         results_dir,
@@ -129,13 +164,47 @@ def load_results(results_dir: Path, fused_root: Path | None = None) -> Results:
     return res
 
 
+def _load_training(res: Results, results_dir: Path) -> None:
+    """Training summaries and loss curves of the learned fusion methods.
+
+    docs/CONTRACTS.md puts CoCoNet's files in results/coconet/; the train stage of dvc.yaml
+    writes results/train/<method>.json and keeps loss_curve.csv in models/<method>/. Both are
+    read, the contract's files first.
+    """
+    top = results_dir.parent
+
+    def rel(p: Path) -> str:
+        return str(p.relative_to(top)) if p.is_relative_to(top) else str(p)
+
+    for path in sorted((results_dir / "train").glob("*.json")):
+        data = read_json(path, f"mmif train --method {path.stem}")
+        if isinstance(data, dict):
+            res.train_metrics[path.stem] = Sourced(data, rel(path))
+    contract = results_dir / "coconet" / "train_metrics.json"
+    if contract.is_file():
+        res.train_metrics["coconet"] = Sourced(
+            read_json(contract, STAGE_FOR["coconet"]), rel(contract)
+        )
+    candidates = {"coconet": [results_dir / "coconet" / "loss_curve.csv"]}
+    for method in sorted(set(res.train_metrics) | set(res.fused_info) | {"coconet"}):
+        candidates.setdefault(method, []).append(top / "models" / method / "loss_curve.csv")
+    for method, paths in candidates.items():
+        path = next((p for p in paths if p.is_file()), None)
+        if path is not None:
+            res.loss_curves[method] = Sourced(
+                read_csv(path, f"mmif train --method {method}"), rel(path)
+            )
+
+
 def _load_fusion(res: Results, folder: Path) -> None:
     if not folder.is_dir():
         return
     for path in sorted(folder.glob("*.json")):
         data = read_json(path, STAGE_FOR["fusion_metrics"])
         if not isinstance(data, dict):
-            raise ResultsError(f"{path}: expected a JSON object of metric means; re-run `mmif metrics`")
+            raise ResultsError(
+                f"{path}: expected a JSON object of metric means; re-run `mmif metrics`"
+            )
         res.fusion[path.stem] = data
         per_image = folder / f"{path.stem}_per_image.csv"
         if per_image.is_file():
@@ -145,11 +214,15 @@ def _load_fusion(res: Results, folder: Path) -> None:
             res.fusion_per_image[path.stem] = df.reset_index(drop=True)
 
 
-def _load_task(folder: Path, task: str) -> dict[str, dict[int, SeedRun]]:
+def _load_task(folder: Path, task: str, skipped: dict[str, str]) -> dict[str, dict[int, SeedRun]]:
+    """Runs of one task; runs the stage skipped ({"skipped": true, "reason": ...}) go to
+    `skipped` (method -> reason) instead."""
     out: dict[str, dict[int, SeedRun]] = {}
     if not folder.is_dir():
         return out
-    for method_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for method_dir in sorted(
+        p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+    ):
         seeds: dict[int, SeedRun] = {}
         for seed_dir in sorted(method_dir.iterdir()):
             m = SEED_DIR.match(seed_dir.name)
@@ -157,12 +230,21 @@ def _load_task(folder: Path, task: str) -> dict[str, dict[int, SeedRun]]:
                 continue
             metrics_file = seed_dir / "metrics.json"
             if not metrics_file.is_file():
-                log.warning("%s: no metrics.json (unfinished run?); seed left out of the report", seed_dir)
+                log.warning(
+                    "%s: no metrics.json (unfinished run?); seed left out of the report", seed_dir
+                )
                 continue
             metrics = read_json(metrics_file, STAGE_FOR[task])
             if not isinstance(metrics, dict):
-                raise ResultsError(f"{metrics_file}: expected a JSON object; re-run `{STAGE_FOR[task]}`")
-            seeds[int(m.group(1))] = SeedRun(task, method_dir.name, int(m.group(1)), seed_dir, metrics)
+                raise ResultsError(
+                    f"{metrics_file}: expected a JSON object; re-run `{STAGE_FOR[task]}`"
+                )
+            if metrics.get("skipped"):
+                skipped[method_dir.name] = str(metrics.get("reason") or "skipped by the stage")
+                continue
+            seeds[int(m.group(1))] = SeedRun(
+                task, method_dir.name, int(m.group(1)), seed_dir, metrics
+            )
         if seeds:
             out[method_dir.name] = dict(sorted(seeds.items()))
     return out

@@ -59,16 +59,34 @@ def plot_task_scores(
     if not panels:
         return None
     colours = _colours(methods, baselines)
-    fig = MplFigure(figsize=(max(4.0, 0.55 * len(methods) + 1.5) * min(2, len(panels)), 3.4 * math.ceil(len(panels) / 2)))
+    fig = MplFigure(
+        figsize=(
+            max(4.0, 0.55 * len(methods) + 1.5) * min(2, len(panels)),
+            3.4 * math.ceil(len(panels) / 2),
+        )
+    )
     for k, (task, score) in enumerate(panels):
         ax = fig.add_subplot(math.ceil(len(panels) / 2), min(2, len(panels)), k + 1)
         sub = summaries[task][summaries[task]["score"] == score].set_index("method")
         shown = [m for m in methods if m in sub.index]
         x = np.arange(len(shown))
         means = sub.loc[shown, "mean"].to_numpy(float)
-        err = np.vstack([means - sub.loc[shown, "ci_low"].to_numpy(float), sub.loc[shown, "ci_high"].to_numpy(float) - means])
+        err = np.vstack(
+            [
+                means - sub.loc[shown, "ci_low"].to_numpy(float),
+                sub.loc[shown, "ci_high"].to_numpy(float) - means,
+            ]
+        )
         err = np.nan_to_num(err, nan=0.0)
-        ax.bar(x, means, color=[colours[m] for m in shown], yerr=err, capsize=3, edgecolor="black", linewidth=0.5)
+        ax.bar(
+            x,
+            means,
+            color=[colours[m] for m in shown],
+            yerr=err,
+            capsize=3,
+            edgecolor="black",
+            linewidth=0.5,
+        )
         for i, m in enumerate(shown):
             vals = [r.scores.get(score, np.nan) for r in runs[task][m].values()]
             ax.scatter(np.full(len(vals), x[i]), vals, s=10, color="black", zorder=3)
@@ -84,7 +102,16 @@ def plot_task_scores(
     return save_figure(fig, folder, "task_scores", caption)
 
 
-def _heatmap(ax, values: np.ndarray, labels: np.ndarray, rows: list[str], cols: list[str], vmin=0.0, vmax=1.0, cmap="viridis"):
+def _heatmap(
+    ax,
+    values: np.ndarray,
+    labels: np.ndarray,
+    rows: list[str],
+    cols: list[str],
+    vmin=0.0,
+    vmax=1.0,
+    cmap="viridis",
+):
     im = ax.imshow(values, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
     ax.set_xticks(np.arange(len(cols)), cols, rotation=45, ha="right")
     ax.set_yticks(np.arange(len(rows)), rows)
@@ -109,7 +136,9 @@ def plot_per_class(table: pd.DataFrame, task: str, key: str, folder: Path) -> Fi
     fig.colorbar(im, ax=ax, label=key)
     ax.set_title(f"{task}: per-class {key} (mean over seeds)")
     fig.tight_layout()
-    return save_figure(fig, folder, f"{task}_per_class", f"Per-class {key} of the {task} task, mean over seeds.")
+    return save_figure(
+        fig, folder, f"{task}_per_class", f"Per-class {key} of the {task} task, mean over seeds."
+    )
 
 
 def normalise_metrics(fusion: pd.DataFrame, metrics: list[str]) -> np.ndarray:
@@ -118,7 +147,10 @@ def normalise_metrics(fusion: pd.DataFrame, metrics: list[str]) -> np.ndarray:
     out = np.full((len(fusion), len(metrics)), np.nan)
     for j, m in enumerate(metrics):
         col = fusion[m].to_numpy(float)
-        lo, hi = np.nanmin(col) if np.isfinite(col).any() else np.nan, np.nanmax(col) if np.isfinite(col).any() else np.nan
+        lo, hi = (
+            np.nanmin(col) if np.isfinite(col).any() else np.nan,
+            np.nanmax(col) if np.isfinite(col).any() else np.nan,
+        )
         if not np.isfinite(lo):
             continue
         scaled = np.full_like(col, 0.5) if hi == lo else (col - lo) / (hi - lo)
@@ -126,12 +158,16 @@ def normalise_metrics(fusion: pd.DataFrame, metrics: list[str]) -> np.ndarray:
     return out
 
 
-def plot_fusion_heatmap(fusion: pd.DataFrame, metrics: list[str], convention: str, folder: Path) -> Figure | None:
+def plot_fusion_heatmap(
+    fusion: pd.DataFrame, metrics: list[str], convention: str, folder: Path
+) -> Figure | None:
     if fusion.empty or not metrics:
         return None
     norm = normalise_metrics(fusion, metrics)
     labels = np.vectorize(lambda v: fmt(v, 3))(fusion[metrics].to_numpy(float))
-    fig = MplFigure(figsize=(max(5.0, 0.75 * len(metrics) + 2.5), max(2.5, 0.4 * len(fusion) + 1.6)))
+    fig = MplFigure(
+        figsize=(max(5.0, 0.75 * len(metrics) + 2.5), max(2.5, 0.4 * len(fusion) + 1.6))
+    )
     ax = fig.add_subplot(1, 1, 1)
     im = _heatmap(ax, norm, labels, list(fusion["method"]), metrics)
     fig.colorbar(im, ax=ax, label="normalised (1 = best)")
@@ -174,13 +210,19 @@ def plot_correlations(
                 ax = fig.add_subplot(nrows, ncols, k + 1)
                 x = fus.loc[shared, metric].to_numpy(float)
                 y = means.loc[shared].to_numpy(float)
-                ax.scatter(x, y, c=[colours[m] for m in shared], edgecolor="black", linewidth=0.5, zorder=3)
+                ax.scatter(
+                    x, y, c=[colours[m] for m in shared], edgecolor="black", linewidth=0.5, zorder=3
+                )
                 for xi, yi, m in zip(x, y, shared, strict=True):
                     ax.annotate(m, (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
                 row = correlations[
-                    (correlations["task"] == task) & (correlations["score"] == score) & (correlations["metric"] == metric)
+                    (correlations["task"] == task)
+                    & (correlations["score"] == score)
+                    & (correlations["metric"] == metric)
                 ]
-                rho, p = (row["rho"].iloc[0], row["p_value"].iloc[0]) if len(row) else (np.nan, np.nan)
+                rho, p = (
+                    (row["rho"].iloc[0], row["p_value"].iloc[0]) if len(row) else (np.nan, np.nan)
+                )
                 ax.set_title(f"{metric}: rho={fmt(rho, 2)}, p={fmt(p, 2)}", fontsize=8)
                 ax.tick_params(labelsize=7)
                 ax.set_xlabel(metric, fontsize=7)
@@ -208,7 +250,13 @@ def _x_column(df: pd.DataFrame) -> str | None:
     return None
 
 
-def plot_task_curves(task: str, runs: dict[str, dict[int, SeedRun]], methods: list[str], baselines: list[str], folder: Path) -> Figure | None:
+def plot_task_curves(
+    task: str,
+    runs: dict[str, dict[int, SeedRun]],
+    methods: list[str],
+    baselines: list[str],
+    folder: Path,
+) -> Figure | None:
     """Training curves (curves.csv) per method: mean over seeds, band = min..max over seeds."""
     curves: dict[str, list[pd.DataFrame]] = {}
     for m in methods:
@@ -243,7 +291,13 @@ def plot_task_curves(task: str, runs: dict[str, dict[int, SeedRun]], methods: li
             stacked = pd.concat(frames, axis=1)
             ax.plot(stacked.index, stacked.mean(axis=1), color=colours[m], label=m, linewidth=1.2)
             if stacked.shape[1] > 1:
-                ax.fill_between(stacked.index, stacked.min(axis=1), stacked.max(axis=1), color=colours[m], alpha=0.15)
+                ax.fill_between(
+                    stacked.index,
+                    stacked.min(axis=1),
+                    stacked.max(axis=1),
+                    color=colours[m],
+                    alpha=0.15,
+                )
         ax.set_title(col, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -251,13 +305,16 @@ def plot_task_curves(task: str, runs: dict[str, dict[int, SeedRun]], methods: li
     fig.axes[0].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     return save_figure(
-        fig, folder, f"{task}_curves", f"{task} training curves (curves.csv): line = mean over seeds, band = min to max over seeds."
+        fig,
+        folder,
+        f"{task}_curves",
+        f"{task} training curves (curves.csv): line = mean over seeds, band = min to max over seeds.",
     )
 
 
-def plot_coconet_curve(curve: pd.DataFrame | None, folder: Path) -> Figure | None:
-    """CoCoNet's loss_curve.csv: every numeric column against epoch/step (or row number)."""
-    if curve is None or curve.empty:
+def plot_loss_curve(method: str, curve: pd.DataFrame, source: str, folder: Path) -> Figure | None:
+    """A fusion method's training loss curve: every numeric column against epoch/step (or row)."""
+    if curve.empty:
         return None
     xcol = _x_column(curve)
     columns = _numeric_columns(curve, xcol)
@@ -275,4 +332,6 @@ def plot_coconet_curve(curve: pd.DataFrame | None, folder: Path) -> Figure | Non
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return save_figure(fig, folder, "coconet_loss_curve", "CoCoNet training (results/coconet/loss_curve.csv).")
+    return save_figure(
+        fig, folder, f"{method}_loss_curve", f"{method} fusion training loss ({source})."
+    )

@@ -63,7 +63,9 @@ def mark_for(baseline_index: int) -> str:
     return GAIN_MARKS[baseline_index % len(GAIN_MARKS)]
 
 
-def _common_stems(stem_lists: dict[tuple[str, int], list[str]], task: str, notes: list[str]) -> list[str]:
+def _common_stems(
+    stem_lists: dict[tuple[str, int], list[str]], task: str, notes: list[str]
+) -> list[str]:
     sets = [set(s) for s in stem_lists.values()]
     common = set.intersection(*sets) if sets else set()
     if any(len(s) != len(common) for s in sets):
@@ -82,7 +84,9 @@ def detection_bootstrap(
         for seed, run in seeds.items():
             path = run.file("predictions.json")
             if path is None:
-                notes.append(f"detect/{method}/seed_{seed}: no predictions.json, left out of the bootstrap")
+                notes.append(
+                    f"detect/{method}/seed_{seed}: no predictions.json, left out of the bootstrap"
+                )
                 continue
             preds[(method, seed)] = load_predictions(path)
     if not preds:
@@ -100,7 +104,9 @@ def detection_bootstrap(
         return None
     weights = resample_counts(len(stems), cfg.bootstrap_samples, cfg.seed)
     out = TaskBootstrap("detect", "mAP50", stems)
-    for (method, seed), p in tqdm(preds.items(), desc="bootstrap detect", unit="run", disable=len(preds) < 4):
+    for (method, seed), p in tqdm(
+        preds.items(), desc="bootstrap detect", unit="run", disable=len(preds) < 4
+    ):
         by_stem = p.by_stem()
         matched = match_detections([by_stem[s] for s in stems], len(p.classes), 0.5, cfg.max_dets)
         out.full.setdefault(method, {})[seed] = float(mean_average_precision(matched))
@@ -117,7 +123,9 @@ def segmentation_bootstrap(
         for seed, run in seeds.items():
             path = run.file("confusion.npz")
             if path is None:
-                notes.append(f"segment/{method}/seed_{seed}: no confusion.npz, left out of the bootstrap")
+                notes.append(
+                    f"segment/{method}/seed_{seed}: no confusion.npz, left out of the bootstrap"
+                )
                 continue
             confs[(method, seed)] = (load_confusion(path), run)
     if not confs:
@@ -173,7 +181,9 @@ def compare(task: TaskBootstrap, baselines: list[str], cfg: ReportConfig) -> lis
                 bb = np.mean(np.stack(list(task.boot[baseline].values())), axis=0, keepdims=True)
                 n_seeds = min(len(task.full[method]), len(task.full[baseline]))
             cmp = paired_bootstrap(mf, bf, mb, bb, cfg.ci_level)
-            significant = bool(np.isfinite(cmp.p_value) and cmp.p_value < cfg.alpha and cmp.delta != 0)
+            significant = bool(
+                np.isfinite(cmp.p_value) and cmp.p_value < cfg.alpha and cmp.delta != 0
+            )
             verdict = ("gain" if cmp.delta > 0 else "loss") if significant else "n.s."
             rows.append(
                 {
@@ -222,7 +232,16 @@ def significance(runs: dict[str, dict[str, dict[int, SeedRun]]], cfg: ReportConf
         tasks[task] = boot
         missing = [b for b in cfg.baselines if b not in boot.full]
         if missing:
-            notes.append(f"{task}: baseline(s) {', '.join(missing)} have no runs; no comparison with them")
-        rows.extend(compare(boot, list(cfg.baselines), cfg))
-        log.info("%s: bootstrap of %s on %d images, %d comparisons", task, boot.score, len(boot.stems), len(rows))
+            notes.append(
+                f"{task}: baseline(s) {', '.join(missing)} have no runs; no comparison with them"
+            )
+        task_rows = compare(boot, list(cfg.baselines), cfg)
+        rows.extend(task_rows)
+        log.info(
+            "%s: bootstrap of %s on %d images, %d comparisons",
+            task,
+            boot.score,
+            len(boot.stems),
+            len(task_rows),
+        )
     return Significance(pd.DataFrame(rows, columns=COLUMNS), tasks, notes)

@@ -51,17 +51,24 @@ def resample_counts(n_items: int, n_resamples: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n_items, size=(n_resamples, n_items))
     offsets = (np.arange(n_resamples) * n_items)[:, None]
-    return np.bincount((idx + offsets).ravel(), minlength=n_resamples * n_items).reshape(n_resamples, n_items)
+    return np.bincount((idx + offsets).ravel(), minlength=n_resamples * n_items).reshape(
+        n_resamples, n_items
+    )
 
 
 def iou_from_confusion(confusion: np.ndarray) -> np.ndarray:
-    """Per-class IoU from (..., C, C) counts (rows truth, columns prediction); NaN where a class
-    is absent from both truth and prediction."""
+    """Per-class IoU from (..., C, C) counts (rows truth, columns prediction).
+
+    NaN where a class has no truth pixel (so it is left out of mIoU), as the segmentation stage
+    reports it (segmentation.evaluate): pixels wrongly predicted as such a class still count
+    against their true class.
+    """
     conf = np.asarray(confusion, dtype=np.float64)
     tp = np.diagonal(conf, axis1=-2, axis2=-1)
-    union = conf.sum(axis=-1) + conf.sum(axis=-2) - tp
+    truth = conf.sum(axis=-1)
+    union = truth + conf.sum(axis=-2) - tp
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, tp / union, np.nan)
+        return np.where(truth > 0, tp / union, np.nan)
 
 
 def nanmean_last(x: np.ndarray) -> np.ndarray:
@@ -117,7 +124,9 @@ def paired_bootstrap(
     mf, bf = np.asarray(method_full, float), np.asarray(baseline_full, float)
     mb, bb = np.atleast_2d(method_boot).astype(float), np.atleast_2d(baseline_boot).astype(float)
     if mb.shape != bb.shape or mb.shape[0] != len(mf) or len(mf) != len(bf):
-        raise ValueError(f"shape mismatch: method {mb.shape}/{mf.shape}, baseline {bb.shape}/{bf.shape}")
+        raise ValueError(
+            f"shape mismatch: method {mb.shape}/{mf.shape}, baseline {bb.shape}/{bf.shape}"
+        )
     delta = float(np.mean(mf - bf))
     deltas = (mb - bb).mean(axis=0)
     finite = deltas[np.isfinite(deltas)]

@@ -65,7 +65,11 @@ def fusion_table(results: Results, methods: list[str]) -> pd.DataFrame:
         data = results.fusion.get(m)
         if data is None:
             continue
-        row = {"method": m, "convention": str(data.get("convention", "unknown")), "n_images": data.get("n_images")}
+        row = {
+            "method": m,
+            "convention": str(data.get("convention", "unknown")),
+            "n_images": data.get("n_images"),
+        }
         row.update({k: float(data[k]) if _is_number(data.get(k)) else np.nan for k in names})
         rows.append(row)
     return pd.DataFrame(rows, columns=["method", "convention", "n_images", *names])
@@ -87,7 +91,9 @@ def headline_scores(task: str, runs: dict[str, dict[int, SeedRun]]) -> list[str]
     return head or present[:2]
 
 
-def task_summary(task: str, runs: dict[str, dict[int, SeedRun]], methods: list[str], level: float) -> pd.DataFrame:
+def task_summary(
+    task: str, runs: dict[str, dict[int, SeedRun]], methods: list[str], level: float
+) -> pd.DataFrame:
     """Long table: one row per method and score with mean, std and t-interval over seeds."""
     rows = []
     scores = task_scores(task, runs)
@@ -111,10 +117,15 @@ def task_summary(task: str, runs: dict[str, dict[int, SeedRun]], methods: list[s
                     "seeds": " ".join(str(k) for k in seeds),
                 }
             )
-    return pd.DataFrame(rows, columns=["task", "method", "score", "mean", "std", "ci_low", "ci_high", "n_seeds", "seeds"])
+    return pd.DataFrame(
+        rows,
+        columns=["task", "method", "score", "mean", "std", "ci_low", "ci_high", "n_seeds", "seeds"],
+    )
 
 
-def task_display(summary: pd.DataFrame, methods: list[str], comparisons: pd.DataFrame) -> pd.DataFrame:
+def task_display(
+    summary: pd.DataFrame, methods: list[str], comparisons: pd.DataFrame
+) -> pd.DataFrame:
     """Wide text table: "mean ± std [low, high]" per method and score, significant gains marked."""
     if summary.empty:
         return pd.DataFrame()
@@ -146,7 +157,9 @@ def _marks(comparisons: pd.DataFrame, method: str, score: str) -> str:
     return "".join(sel["mark"].astype(str))
 
 
-def per_class_table(task: str, runs: dict[str, dict[int, SeedRun]], methods: list[str]) -> pd.DataFrame:
+def per_class_table(
+    task: str, runs: dict[str, dict[int, SeedRun]], methods: list[str]
+) -> pd.DataFrame:
     """method x class: per-class AP50 (detect) or IoU (segment), mean over seeds."""
     key = PER_CLASS_KEY[task]
     classes: list[str] = []
@@ -167,7 +180,9 @@ def per_class_table(task: str, runs: dict[str, dict[int, SeedRun]], methods: lis
     return pd.DataFrame(rows, columns=["method", *classes])
 
 
-def correlation_table(fusion: pd.DataFrame, summaries: dict[str, pd.DataFrame], scores: dict[str, list[str]]) -> pd.DataFrame:
+def correlation_table(
+    fusion: pd.DataFrame, summaries: dict[str, pd.DataFrame], scores: dict[str, list[str]]
+) -> pd.DataFrame:
     """Spearman's rho between each fusion metric and each task score across methods (seed means)."""
     rows = []
     if fusion.empty:
@@ -179,8 +194,19 @@ def correlation_table(fusion: pd.DataFrame, summaries: dict[str, pd.DataFrame], 
             means = summary[summary["score"] == score].set_index("method")["mean"]
             shared = [m for m in fus.index if m in means.index]
             for metric in metrics:
-                rho, p, n = spearman(fus.loc[shared, metric].to_numpy(float), means.loc[shared].to_numpy(float))
-                rows.append({"task": task, "score": score, "metric": metric, "rho": rho, "p_value": p, "n_methods": n})
+                rho, p, n = spearman(
+                    fus.loc[shared, metric].to_numpy(float), means.loc[shared].to_numpy(float)
+                )
+                rows.append(
+                    {
+                        "task": task,
+                        "score": score,
+                        "metric": metric,
+                        "rho": rho,
+                        "p_value": p,
+                        "n_methods": n,
+                    }
+                )
     return pd.DataFrame(rows, columns=["task", "score", "metric", "rho", "p_value", "n_methods"])
 
 

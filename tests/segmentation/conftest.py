@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mmif.data.layout import Manifest
 from mmif.data.synthetic import SEG_CLASSES, SyntheticConfig, generate
@@ -51,3 +53,13 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="segmentation")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    # The tiny models here gain nothing from threads, and on a shared, busy CPU intra-op threads
+    # make training tens of times slower; the setting is restored for other tests.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,143 @@
+"""Seconds per training epoch of the segmentation stage at the default size, on CPU and GPU.
+
+Builds a synthetic prepared dataset (default size of `SyntheticConfig`, 256 x 192) in a temporary
+folder, then times `segmentation.train.train_epoch` with the default `SegmentConfig` (Unet /
+resnet18) after one warm-up epoch, and one evaluation pass over the test images.
+
+    .venv/bin/python benchmarks/bench_segment.py                   # defaults: 32 images, 2 epochs
+    .venv/bin/python benchmarks/bench_segment.py --n-train 96 --epochs 3 --devices cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmif.data.layout import Manifest
+from mmif.data.synthetic import SEG_CLASSES, SyntheticConfig, generate
+from mmif.io import rgb_to_grey_uint8, write_image
+from segmentation.config import SegmentConfig
+from segmentation.data import find_samples
+from segmentation.evaluate import evaluate
+from segmentation.model import build_model
+from segmentation.train import SegmentationLoss, make_loader, train_epoch
+
+
+def build_data(root: Path, width: int, height: int, n_train: int, n_test: int) -> tuple[Path, Path]:
+    data_root, fused_root = root / "prepared", root / "fused" / "max"
+    cfg = SyntheticConfig(width=width, height=height, n_train=n_train, n_val=0, n_test=n_test)
+    for scene in generate(cfg):
+        d = data_root / scene.split
+        write_image(d / "ir" / f"{scene.stem}.png", scene.ir)
+        write_image(d / "vis" / f"{scene.stem}.png", scene.vis)
+        write_image(d / "masks" / f"{scene.stem}.png", scene.mask)
+        fused = np.maximum(scene.ir, rgb_to_grey_uint8(scene.vis))
+        write_image(fused_root / scene.split / f"{scene.stem}.png", fused)
+    Manifest(
+        name="bench",
+        provenance="synthetic",
+        splits={"train": n_train, "test": n_test},
+        seg_classes=list(SEG_CLASSES),
+        has_seg_masks=True,
+    ).save(data_root)
+    return data_root, fused_root
+
+
+def bench(device: str, data_root: Path, fused_root: Path, cfg: SegmentConfig, epochs: int) -> None:
+    dev = torch.device(device)
+    n_classes = len(SEG_CLASSES)
+    train = find_samples(fused_root, data_root, "train")
+    test = find_samples(fused_root, data_root, "test")
+    torch.manual_seed(0)
+    model, _ = build_model(cfg, n_classes)
+    model.to(dev)
+    amp = cfg.amp and dev.type == "cuda"
+    train_loader = make_loader(train, n_classes, cfg, seed=0, train=True)
+    test_loader = make_loader(test, n_classes, cfg, seed=0, train=False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=(epochs + 1) * len(train_loader)
+    )
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp)
+    loss_fn = SegmentationLoss(cfg.dice_weight)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    times = []
+    for epoch in range(epochs + 1):  # epoch 0 warms up (allocator, cuDNN autotuning)
+        train_loader.dataset.set_epoch(epoch)
+        sync()
+        start = time.perf_counter()
+        train_epoch(
+            model,
+            train_loader,
+            loss_fn,
+            optimizer,
+            scheduler,
+            scaler,
+            dev,
+            amp,
+            desc=f"{device} epoch {epoch}",
+        )
+        sync()
+        if epoch:
+            times.append(time.perf_counter() - start)
+    sync()
+    start = time.perf_counter()
+    evaluate(model, test_loader, n_classes, dev, amp)
+    sync()
+    eval_s = time.perf_counter() - start
+    per_epoch = float(np.median(times))
+    name = (
+        torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"{device:5s} {name}: {per_epoch:.2f} s/epoch ({len(train) / per_epoch:.1f} train images/s, "
+        f"median of {len(times)}), evaluation {eval_s:.2f} s for {len(test)} images, amp={amp}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    default = SyntheticConfig()
+    p.add_argument("--width", type=int, default=default.width)
+    p.add_argument("--height", type=int, default=default.height)
+    p.add_argument("--n-train", type=int, default=32, help="training images per epoch")
+    p.add_argument("--n-test", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=2, help="timed epochs (after one warm-up epoch)")
+    p.add_argument("--batch-size", type=int, default=SegmentConfig.batch_size)
+    p.add_argument(
+        "--devices", nargs="+", default=None, help="default: cpu, and cuda when available"
+    )
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    cfg = SegmentConfig(batch_size=args.batch_size)
+    print(
+        f"segmentation benchmark: {cfg.arch}/{cfg.encoder}, {args.width}x{args.height}, "
+        f"{args.n_train} train images, batch {cfg.batch_size}, torch {torch.__version__}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        data_root, fused_root = build_data(
+            Path(tmp), args.width, args.height, args.n_train, args.n_test
+        )
+        for device in devices:
+            bench(device, data_root, fused_root, cfg, args.epochs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

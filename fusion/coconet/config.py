@@ -1,0 +1,140 @@
+"""`fusion.coconet` in params.yaml: training schedule, loss constants and inference settings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mmif.config import from_dict
+
+
+@dataclass
+class StageConfig:
+    """One training stage. epochs: passes over the stage's patches (0 skips the stage);
+    batch_size: patches per step; lr: Adam learning rate."""
+
+    epochs: int = 30
+    batch_size: int = 30
+    lr: float = 1e-4
+
+    # validate() raises ValueError; mmif.config.from_dict turns it into a ConfigError that
+    # carries the dotted key (e.g. params.yaml:fusion.coconet.stage1: epochs: must be >= 0)
+    def validate(self) -> None:
+        if self.epochs < 0:
+            raise ValueError("epochs: must be >= 0")
+        if self.batch_size < 1:
+            raise ValueError("batch_size: must be >= 1")
+        if not self.lr > 0:
+            raise ValueError("lr: must be > 0")
+
+
+@dataclass
+class FinetuneStageConfig(StageConfig):
+    """Stage 2 (fidelity + contrastive loss on patches with salient targets): 2 epochs as published."""
+
+    epochs: int = 2
+
+
+@dataclass
+class CoCoNetConfig:
+    """CoCoNet training and inference (`fusion.coconet` in params.yaml).
+
+    Training (published schedule by default):
+        stage1: fidelity loss only (30 epochs, batch 30, Adam lr 1e-4).
+        stage2: fidelity + lambda_con * contrastive loss on patches whose salient mask is not
+            empty (2 epochs, batch 30, lr 1e-4; a fresh Adam).
+        patch_size: side of the square training patches (multiple of 16, >= 16).
+        patches_per_image: random patches drawn from every training pair in each epoch (stage 2:
+            from every pair with a salient target, each patch containing some of it).
+        flips: random horizontal and vertical flips of the patches.
+        n_negatives: negatives per anchor in the contrastive loss (the same pair's other
+            modality plus n_negatives - 1 other pairs of the batch).
+        lambda_con: weight of the contrastive loss.
+        c1, c2: temperatures of the self-adaptive weights (gradient -> SSIM, entropy -> MSE).
+        ssim_weight: weight of L_ssim against L_mse.
+        seed: seeds the network initialisation, the untrained VGG19 stand-in and the patches.
+        vgg_weights: torchvision VGG19 weights file; null = torchvision's local cache or, if
+            absent, an untrained VGG19 (recorded as vgg_pretrained: false). Never downloaded.
+        salient_classes: detection classes (names from the manifest, or ids) that make the
+            salient mask when it comes from YOLO labels; null = every class.
+        saliency_std: when neither salient masks nor labels exist, infrared pixels brighter than
+            mean + saliency_std * std (after a light blur) are the salient targets.
+    Inference:
+        tile_size: images larger than this (either side) are fused in overlapping tiles of this
+            size (multiple of 16) and blended; tile_overlap: their overlap in pixels.
+        batch_size: images (or tiles) per forward pass.
+        device: auto, cpu, cuda or cuda:N (training; the fuse stage passes its own device).
+        amp: mixed precision on CUDA (bfloat16 where supported; float16 for inference
+            otherwise). The CPU always computes in float32.
+    """
+
+    stage1: StageConfig = field(default_factory=StageConfig)
+    stage2: FinetuneStageConfig = field(default_factory=FinetuneStageConfig)
+    patch_size: int = 64
+    patches_per_image: int = 8
+    flips: bool = True
+    n_negatives: int = 3
+    lambda_con: float = 1.0
+    c1: float = 0.5
+    c2: float = 0.75
+    ssim_weight: float = 20.0
+    seed: int = 0
+    vgg_weights: str | None = None
+    salient_classes: list[str | int] | None = None
+    saliency_std: float = 1.0
+    tile_size: int = 1024
+    tile_overlap: int = 64
+    batch_size: int = 4
+    device: str = "auto"
+    amp: bool = True
+
+    def validate(self) -> None:
+        if self.patch_size < 16 or self.patch_size % 16:
+            raise ValueError("patch_size: must be a multiple of 16 and at least 16")
+        if self.patches_per_image < 1:
+            raise ValueError("patches_per_image: must be >= 1")
+        if self.n_negatives < 1:
+            raise ValueError("n_negatives: must be >= 1")
+        for name in ("lambda_con", "ssim_weight", "saliency_std"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0")
+        for name in ("c1", "c2"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be > 0")
+        if self.tile_size < 64 or self.tile_size % 16:
+            raise ValueError("tile_size: must be a multiple of 16 and at least 64")
+        if not 0 <= self.tile_overlap <= self.tile_size // 2:
+            raise ValueError("tile_overlap: must be in [0, tile_size / 2]")
+        if self.batch_size < 1:
+            raise ValueError("batch_size: must be >= 1")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"device: {self.device!r} is not auto, cpu, cuda or cuda:N")
+
+    @classmethod
+    def from_params(
+        cls, params: dict[str, Any] | None, where: str = "params.yaml:fusion.coconet"
+    ) -> CoCoNetConfig:
+        """Build from the `fusion.coconet` mapping (unknown keys and bad types raise ConfigError)."""
+        return from_dict(cls, dict(params or {}), where)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of primitives (stored in checkpoints, loadable with weights_only=True)."""
+        return asdict(self)
+
+
+#: fields that change what training computes; a checkpoint is resumed only if they match
+#: (stage epochs may grow: training then continues)
+TRAINING_KEYS = (
+    "patch_size",
+    "patches_per_image",
+    "flips",
+    "n_negatives",
+    "lambda_con",
+    "c1",
+    "c2",
+    "ssim_weight",
+    "seed",
+    "vgg_weights",
+    "salient_classes",
+    "saliency_std",
+)

@@ -1,0 +1,496 @@
+"""`build_report`: every result of a run in one folder of tables, plots, report.md/.html and
+summary.json.
+
+    <out>/report.html          self-contained (images embedded, no external resources)
+    <out>/report.md            same content, images linked by relative path
+    <out>/summary.json         headline numbers for `dvc metrics`
+    <out>/tables/*.csv, *.md   numeric tables (CSV) and their display form (Markdown)
+    <out>/plots/*.png, *.svg   figures
+
+The folder is written atomically (`mmif.io.atomic_dir`): a failed build leaves the previous
+report in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mmif.data.layout import Manifest
+from mmif.io import atomic_dir, write_text
+from mmif.report import plots
+from mmif.report.config import ReportConfig
+from mmif.report.document import (
+    Bullets,
+    Document,
+    Figure,
+    Paragraph,
+    Section,
+    Table,
+    render_markdown,
+)
+from mmif.report.grid import qualitative_grid
+from mmif.report.html import render_html
+from mmif.report.loading import TASKS, Results, find_key, load_results
+from mmif.report.significance import GAIN_MARKS, TESTED_SCORE, Significance, mark_for, significance
+from mmif.report.tables import (
+    PER_CLASS_KEY,
+    conventions,
+    correlation_table,
+    fusion_metric_names,
+    fusion_table,
+    headline_scores,
+    per_class_table,
+    task_display,
+    task_summary,
+    write_table,
+)
+
+log = logging.getLogger(__name__)
+
+TASK_TITLE = {"detect": "Object detection", "segment": "Semantic segmentation"}
+STAT_METHODS = (
+    "Task scores are the mean ± sample standard deviation over the training seeds with a {level:.0%} "
+    "confidence interval from Student's t distribution with n - 1 degrees of freedom (no interval with one seed)."
+)
+BOOTSTRAP_METHOD = (
+    "Significance: paired bootstrap over test images. {b} resampled test sets (images drawn with replacement, "
+    "seed {seed}) are shared by all methods and seeds; on each, detection mAP50 is recomputed from the saved "
+    "per-image predictions (own COCO-style 101-point AP at IoU 0.5, at most {max_dets} predictions per image and class) "
+    "and segmentation mIoU from the summed per-image confusion counts. Seeds are paired by seed number and pooled "
+    "by averaging the per-seed differences, so the test concerns the seed-averaged score; seed-to-seed training "
+    "variation is not resampled (the t-intervals show it). Two-sided p-value = 2 x min(share of resampled differences "
+    "<= 0, share >= 0) with +1 correction; a significant gain (p < {alpha:g}) is marked {marks}."
+)
+
+
+def build_report(
+    results_dir: Path, data_root: Path, fused_root: Path, out_dir: Path, cfg: ReportConfig
+) -> None:
+    """Read every metric file under `results_dir` and write the comparison report to `out_dir`.
+
+    data_root: prepared dataset (manifest.json, test images for the qualitative grid);
+    fused_root: fused images, `<fused_root>/<method>/<split>/<stem>.png` and info.json.
+    Missing parts (no detection or segmentation results, no CoCoNet, no manifest) are reported
+    as not available.
+    """
+    results = load_results(Path(results_dir), Path(fused_root))
+    methods = results.methods(cfg.baselines)
+    if not methods:
+        raise FileNotFoundError(
+            f"{results_dir}: no results found (fusion_metrics/, detect/, segment/ are empty or absent); "
+            "run the pipeline (`dvc repro`) first"
+        )
+    with atomic_dir(out_dir) as tmp:
+        doc, summary = _assemble(results, methods, Path(data_root), Path(fused_root), tmp, cfg)
+        write_text(tmp / "report.md", render_markdown(doc))
+        write_text(tmp / "report.html", render_html(doc, tmp))
+        write_text(tmp / "summary.json", json.dumps(_json_safe(summary), indent=2) + "\n")
+    log.info("report written to %s", out_dir)
+
+
+def _assemble(
+    results: Results,
+    methods: list[str],
+    data_root: Path,
+    fused_root: Path,
+    out: Path,
+    cfg: ReportConfig,
+) -> tuple[Document, dict[str, Any]]:
+    tables, figs = out / "tables", out / "plots"
+    baselines = [b for b in cfg.baselines if b in methods]
+    manifest = _manifest(data_root)
+    conv = conventions(results)
+    conv_text = ", ".join(sorted(set(conv.values()))) or "n/a"
+    doc = Document(f"Fusion benchmark report: {manifest.name if manifest else 'unknown dataset'}")
+    notes: list[str] = []
+
+    runs = {t: results.task_runs(t) for t in TASKS}
+    summaries = {t: task_summary(t, runs[t], methods, cfg.ci_level) for t in TASKS if runs[t]}
+    scores = {t: headline_scores(t, runs[t]) for t in summaries}
+    sig = significance(runs, cfg)
+    notes += sig.notes
+
+    # --- about -----------------------------------------------------------------------------
+    about = doc.section("About this run")
+    about.add(Bullets(_dataset_facts(manifest, data_root)))
+    about.add(Bullets(_run_facts(results, methods, conv, conv_text, cfg)))
+    about.add(Paragraph(STAT_METHODS.format(level=cfg.ci_level)))
+    marks = ", ".join(f"`{mark_for(i)}` against `{b}`" for i, b in enumerate(cfg.baselines))
+    about.add(
+        Paragraph(
+            BOOTSTRAP_METHOD.format(
+                b=cfg.bootstrap_samples,
+                seed=cfg.seed,
+                max_dets=cfg.max_dets,
+                alpha=cfg.alpha,
+                marks=marks,
+            )
+        )
+    )
+
+    # --- fusion metrics ----------------------------------------------------------------------
+    sec = doc.section("Fusion metrics")
+    fusion = fusion_table(results, methods)
+    metric_names = fusion_metric_names(results)
+    caption = f"Fusion metrics, mean over the images ({conv_text} convention, docs/METRICS.md)"
+    if fusion.empty:
+        sec.add(Paragraph("Fusion metrics: not available (no results/fusion_metrics/*.json)."))
+    else:
+        sec.add(
+            Table(
+                caption,
+                fusion,
+                _files("tables", write_table(fusion, tables, "fusion_metrics", caption)),
+            )
+        )
+        _add(sec, plots.plot_fusion_heatmap(fusion, metric_names, conv_text, figs))
+        missing = [m for m in methods if m not in results.fusion]
+        if missing:
+            sec.add(Paragraph(f"Fusion metrics not available for: {', '.join(missing)}."))
+
+    # --- tasks -------------------------------------------------------------------------------
+    for task in TASKS:
+        sec = doc.section(TASK_TITLE[task])
+        skipped = results.skipped.get(task, {})
+        if task not in summaries:
+            why = (
+                "skipped by the stage: " + "; ".join(sorted(set(skipped.values())))
+                if skipped
+                else f"no results/{task}/<method>/seed_<s>/metrics.json"
+            )
+            sec.add(Paragraph(f"{TASK_TITLE[task]}: not available ({why})."))
+            continue
+        summary = summaries[task]
+        files = write_table(
+            summary, tables, f"{task}_scores", f"{task}: mean, std and t-interval over seeds"
+        )
+        display = task_display(summary, methods, sig.comparisons)
+        caption = (
+            f"{TASK_TITLE[task]} on the test split: mean ± std [{cfg.ci_level:.0%} t-interval] over seeds; "
+            f"marks = significant gain in {TESTED_SCORE[task]} ({_mark_legend(cfg)})"
+        )
+        sec.add(Table(caption, display, _files("tables", files)))
+        missing = [m for m in methods if m not in runs[task]]
+        if missing:
+            listed = ", ".join(f"{m} ({skipped[m]})" if m in skipped else m for m in missing)
+            sec.add(Paragraph(f"{TASK_TITLE[task]} results not available for: {listed}."))
+        pc = per_class_table(task, runs[task], methods)
+        if pc.shape[1] > 1:
+            cap = f"{task}: per-class {PER_CLASS_KEY[task]}, mean over seeds"
+            sec.add(
+                Table(cap, pc, _files("tables", write_table(pc, tables, f"{task}_per_class", cap)))
+            )
+            _add(sec, plots.plot_per_class(pc, task, PER_CLASS_KEY[task], figs))
+
+    if summaries:
+        sec = doc.section("Task scores at a glance")
+        _add(
+            sec,
+            plots.plot_task_scores(summaries, runs, scores, methods, baselines, figs, cfg.ci_level),
+        )
+
+    # --- significance ------------------------------------------------------------------------
+    sec = doc.section("Significance against the baselines")
+    if sig.comparisons.empty:
+        sec.add(
+            Paragraph(
+                "Significance tests: not available (no task runs with per-image results for a baseline and another method)."
+            )
+        )
+    else:
+        cap = f"Paired bootstrap ({cfg.bootstrap_samples} resamples): method minus baseline, {cfg.ci_level:.0%} bootstrap interval, two-sided p; significant at alpha = {cfg.alpha:g}"
+        sec.add(
+            Table(
+                cap,
+                sig.comparisons.drop(columns=["n_images", "significant"]),
+                _files("tables", write_table(sig.comparisons, tables, "significance", cap)),
+            )
+        )
+        recomputed = _recomputed(sig, runs)
+        if not recomputed.empty:
+            cap = (
+                "The bootstrapped statistic recomputed on the full test set (own implementation) next to the "
+                "stage's values, per seed. Detection: equal to the stage's torchmetrics value up to float32 "
+                "rounding (torchmetrics' recall points are float32, which can move one of the 101 points when "
+                "a recall is exactly a multiple of 0.01); ultralytics' mAP50 interpolates differently. "
+                "Segmentation: equal to the stage's mIoU (same confusion counts)."
+            )
+            sec.add(
+                Table(
+                    cap,
+                    recomputed,
+                    _files("tables", write_table(recomputed, tables, "recomputed", cap)),
+                )
+            )
+
+    # --- metric vs task ----------------------------------------------------------------------
+    sec = doc.section("Do fusion metrics predict task scores?")
+    correlations = correlation_table(fusion, summaries, scores)
+    if correlations.empty:
+        sec.add(
+            Paragraph("Not available: needs fusion metrics and task scores for the same methods.")
+        )
+    else:
+        cap = "Spearman's rank correlation between each fusion metric and each task score over the methods"
+        sec.add(
+            Table(
+                cap,
+                _correlation_display(correlations),
+                _files("tables", write_table(correlations, tables, "correlations", cap)),
+            )
+        )
+        for f in plots.plot_correlations(
+            fusion, metric_names, summaries, scores, correlations, methods, baselines, figs
+        ):
+            sec.add(f)
+
+    # --- qualitative grid --------------------------------------------------------------------
+    sec = doc.section("Qualitative comparison")
+    grid, grid_text = qualitative_grid(data_root, fused_root, methods, runs["detect"], cfg, figs)
+    sec.add(grid if grid is not None else Paragraph(grid_text))
+
+    # --- curves ------------------------------------------------------------------------------
+    sec = doc.section("Training curves")
+    for task in TASKS:
+        fig = (
+            plots.plot_task_curves(task, runs[task], methods, baselines, figs)
+            if runs[task]
+            else None
+        )
+        sec.add(
+            fig
+            if fig is not None
+            else Paragraph(f"{TASK_TITLE[task]} training curves: not available.")
+        )
+    for method, curve in results.loss_curves.items():
+        _add(sec, plots.plot_loss_curve(method, curve.value, curve.source, figs))
+    if "coconet" not in results.loss_curves:
+        sec.add(
+            Paragraph(
+                "CoCoNet loss curve: not available (no results/coconet/loss_curve.csv "
+                "or models/coconet/loss_curve.csv)."
+            )
+        )
+
+    if notes:
+        doc.section("Notes").add(Bullets(notes))
+    return doc, _summary(results, manifest, methods, conv_text, summaries, sig, fusion, cfg)
+
+
+def _mark_legend(cfg: ReportConfig) -> str:
+    return (
+        ", ".join(f"{mark_for(i)} vs {b}" for i, b in enumerate(cfg.baselines))
+        + f"; p < {cfg.alpha:g}"
+    )
+
+
+def _add(sec: Section, fig: Figure | None) -> None:
+    if fig is not None:
+        sec.add(fig)
+
+
+def _files(folder: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{folder}/{n}" for n in names)
+
+
+def _manifest(data_root: Path) -> Manifest | None:
+    try:
+        return Manifest.load(data_root)
+    except (FileNotFoundError, json.JSONDecodeError, TypeError) as exc:
+        log.warning("dataset manifest not available: %s", exc)
+        return None
+
+
+def _dataset_facts(manifest: Manifest | None, data_root: Path) -> list[str]:
+    if manifest is None:
+        return [f"Dataset: not available (no readable {data_root / 'manifest.json'})."]
+    splits = ", ".join(f"{k} {v}" for k, v in manifest.splits.items())
+    facts = [
+        f"Dataset: {manifest.name} ({manifest.provenance}); pairs per split: {splits or 'n/a'}.",
+        f"Visible images in colour: {'yes' if manifest.colour_visible else 'no'}; "
+        f"detection labels: {'yes' if manifest.has_det_labels else 'no'}; segmentation masks: {'yes' if manifest.has_seg_masks else 'no'}.",
+    ]
+    if manifest.det_classes:
+        facts.append(f"Detection classes: {', '.join(manifest.det_classes)}.")
+    if manifest.seg_classes:
+        facts.append(f"Segmentation classes: {', '.join(manifest.seg_classes)}.")
+    return facts
+
+
+def vgg_statements(results: Results) -> list[str]:
+    """Whether each VGG-using method (CoCoNet and variants) had ImageNet VGG19 weights, with the
+    files that say so; one sentence for CoCoNet even when it is absent or silent."""
+    sources: dict[str, list[tuple[bool, str]]] = {}
+    for method, item in results.train_metrics.items():
+        v = find_key(item.value, "vgg_pretrained")
+        if v is not None:
+            sources.setdefault(method, []).append((bool(v), item.source))
+    for method, info in results.fused_info.items():
+        v = find_key(info, "vgg_pretrained")
+        if v is not None:
+            sources.setdefault(method, []).append(
+                (bool(v), f"{method}/info.json of the fused images")
+            )
+    out = []
+    if "coconet" not in sources:
+        if "coconet" in results.train_metrics or "coconet" in results.fused_info:
+            out.append(
+                "CoCoNet VGG19 pretrained: unknown (no vgg_pretrained field in its training summary or info.json)."
+            )
+        else:
+            out.append("CoCoNet VGG19 pretrained: not applicable (CoCoNet not in this run).")
+    for method, found in sources.items():
+        name = "CoCoNet" if method == "coconet" else method
+        values = {v for v, _ in found}
+        where = ", ".join(src for _, src in found)
+        if len(values) > 1:
+            out.append(
+                f"{name} VGG19 pretrained: inconsistent ({'; '.join(f'{src}: {v}' for v, src in found)})."
+            )
+        elif values.pop():
+            out.append(f"{name} VGG19 pretrained: yes, ImageNet weights ({where}).")
+        else:
+            out.append(
+                f"{name} VGG19 pretrained: NO, randomly initialised ({where}); its contrastive loss used "
+                "untrained features, so the results are not those of the published method."
+            )
+    return out
+
+
+def _run_facts(
+    results: Results, methods: list[str], conv: dict[str, str], conv_text: str, cfg: ReportConfig
+) -> list[str]:
+    facts = [
+        f"Methods: {', '.join(methods)} (baselines: {', '.join(b for b in cfg.baselines if b in methods) or 'none found'})."
+    ]
+    if len(set(conv.values())) > 1:
+        facts.append(
+            "Fusion metric convention differs between methods: "
+            + ", ".join(f"{m}: {c}" for m, c in conv.items())
+            + "; the numbers are not comparable."
+        )
+    else:
+        facts.append(
+            f"Fusion metric convention: {conv_text} (see docs/METRICS.md; `cddfuse` follows the common CDDFuse evaluator, `standard` the textbook definitions)."
+        )
+    for task in TASKS:
+        runs = results.task_runs(task)
+        if runs:
+            facts.append(
+                f"{TASK_TITLE[task]} seeds: "
+                + "; ".join(f"{m}: {', '.join(map(str, s))}" for m, s in runs.items())
+                + "."
+            )
+            first = next(iter(next(iter(runs.values())).values())).metrics
+            model = first.get("model") or " ".join(
+                str(first.get(k)) for k in ("arch", "encoder") if first.get(k)
+            )
+            if model:
+                facts.append(
+                    f"{TASK_TITLE[task]} model: {model}, pretrained: {first.get('pretrained', 'n/a')}, epochs: {first.get('epochs', 'n/a')}."
+                )
+        else:
+            facts.append(f"{TASK_TITLE[task]}: not available.")
+    facts += vgg_statements(results)
+    return facts
+
+
+def _recomputed(sig: Significance, runs: dict[str, dict]) -> pd.DataFrame:
+    rows = []
+    for task, boot in sig.tasks.items():
+        for method, seeds in boot.full.items():
+            for seed, value in seeds.items():
+                stage = runs[task][method][seed].metrics
+                rows.append(
+                    {
+                        "task": task,
+                        "score": boot.score,
+                        "method": method,
+                        "seed": seed,
+                        "recomputed": value,
+                        "stage": stage.get(boot.score),
+                        "stage_torchmetrics": stage.get(f"tm_{boot.score}"),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _correlation_display(correlations: pd.DataFrame) -> pd.DataFrame:
+    """Wide view: one row per fusion metric, one rho column per task score."""
+    df = correlations.assign(col=correlations["task"] + " " + correlations["score"])
+    return (
+        df.pivot(index="metric", columns="col", values="rho")
+        .reset_index()
+        .rename_axis(columns=None)
+    )
+
+
+def _summary(
+    results: Results,
+    manifest: Manifest | None,
+    methods: list[str],
+    conv_text: str,
+    summaries: dict[str, pd.DataFrame],
+    sig: Significance,
+    fusion: pd.DataFrame,
+    cfg: ReportConfig,
+) -> dict[str, Any]:
+    """Headline numbers per method for `dvc metrics show` (nested keys, NaN as null)."""
+    out: dict[str, Any] = {
+        "dataset": manifest.name if manifest else None,
+        "fusion_metric_convention": conv_text,
+        "coconet_vgg_pretrained": _first_found(
+            "vgg_pretrained", results.coconet_metrics, results.fused_info.get("coconet")
+        ),
+        "methods": {},
+    }
+    fus = fusion.set_index("method") if not fusion.empty else pd.DataFrame()
+    for m in methods:
+        entry: dict[str, Any] = {}
+        for task, summary in summaries.items():
+            sub = summary[summary["method"] == m].set_index("score")
+            if sub.empty:
+                continue
+            t: dict[str, Any] = {"n_seeds": int(sub["n_seeds"].max())}
+            for score in headline_scores(task, results.task_runs(task)):
+                if score in sub.index:
+                    t[score] = sub.loc[score, "mean"]
+                    t[f"{score}_std"] = sub.loc[score, "std"]
+            comp = sig.comparisons
+            for _, row in comp[(comp["task"] == task) & (comp["method"] == m)].iterrows():
+                t[f"{row['score']}_delta_vs_{row['baseline']}"] = row["delta"]
+                t[f"{row['score']}_p_vs_{row['baseline']}"] = row["p_value"]
+            entry[task] = t
+        if m in getattr(fus, "index", []):
+            entry["fusion"] = {
+                k: fus.loc[m, k] for k in fus.columns if k not in ("convention", "n_images")
+            }
+        out["methods"][m] = entry
+    out["gain_marks"] = {b: GAIN_MARKS[i % len(GAIN_MARKS)] for i, b in enumerate(cfg.baselines)}
+    return out
+
+
+def _first_found(key: str, *sources: Any) -> Any:
+    for src in sources:
+        value = find_key(src, key) if src is not None else None
+        if value is not None:
+            return value
+    return None
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,294 @@
+#!/usr/bin/env python
+"""Check that report.html is self-contained: open it in headless Chromium, take a screenshot
+and verify that the page makes no network request to any host.
+
+Two independent checks:
+1. static: every src/href/srcset/poster/... attribute, CSS url() and @import of the HTML is a
+   `data:` URI or an in-page anchor (no http(s)://, protocol-relative // or relative file links);
+2. browser: Chromium loads the file with background networking, sync and component updates
+   off and writes its network log (--log-net-log); every URL and host name in that log other
+   than file:, data: and local addresses is reported.
+
+Usage:
+    python scripts/check_report_html.py results/report/report.html [--screenshot shot.png]
+Exit status: 0 clean, 1 external references or requests found, 2 Chromium missing or failed.
+Chromium is not installed by this script; on Debian/Ubuntu: `sudo apt-get install chromium`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+CHROMIUM_CANDIDATES = (
+    "/usr/bin/chromium",
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+)
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--disable-default-apps",
+    "--disable-extensions",
+)
+URL_ATTRIBUTES = frozenset(
+    {
+        "src",
+        "href",
+        "srcset",
+        "poster",
+        "action",
+        "formaction",
+        "data",
+        "background",
+        "xlink:href",
+        "ping",
+        "manifest",
+    }
+)
+LOCAL_HOSTS = frozenset({"", "localhost", "127.0.0.1", "::1", "[::1]"})
+LOCAL_SCHEMES = frozenset({"file", "data", "about", "chrome", "blob"})
+CSS_URL = re.compile(r"""url\(\s*['"]?([^'")]*)""", re.I)
+CSS_IMPORT = re.compile(r"""@import\s+(?:url\()?\s*['"]?([^'")\s;]+)""", re.I)
+URL_IN_TEXT = re.compile(r"""\b(?:https?|wss?|ftp)://[^\s"'<>)]+""", re.I)
+
+
+def say(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+class _ReferenceCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.references: list[tuple[str, str]] = []  # (where, value)
+        self.tags: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self._in_style = tag == "style"
+        for name, value in attrs:
+            value = value or ""
+            if name in URL_ATTRIBUTES:
+                parts = (
+                    [p.strip().split(" ")[0] for p in value.split(",")]
+                    if name == "srcset"
+                    else [value]
+                )
+                self.references += [(f"<{tag} {name}>", p) for p in parts]
+            elif name == "style":
+                self.references += [(f"<{tag} style> url()", u) for u in CSS_URL.findall(value)]
+            elif tag == "meta" and name == "content" and "url=" in value.lower():
+                self.references.append(("<meta refresh>", value.lower().split("url=", 1)[1]))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.references += [("<style> url()", u) for u in CSS_URL.findall(data)]
+            self.references += [("<style> @import", u) for u in CSS_IMPORT.findall(data)]
+
+
+def is_embedded(value: str) -> bool:
+    """True for references that need nothing outside the file: data: URIs and #anchors."""
+    v = value.strip()
+    return v == "" or v.startswith("#") or v.lower().startswith("data:")
+
+
+def static_findings(html_text: str) -> tuple[list[str], list[str], int]:
+    """(problems, notes, number of <img>) of the HTML text itself.
+
+    Problems are references the browser would follow to something outside the file; notes are
+    URLs merely written in the text (e.g. a dataset's provenance), which load nothing.
+    """
+    parser = _ReferenceCollector()
+    parser.feed(html_text)
+    problems = [
+        f"{where}: {value[:120]}" for where, value in parser.references if not is_embedded(value)
+    ]
+    for tag in ("script", "link", "iframe", "object", "embed", "base"):
+        if tag in parser.tags:
+            problems.append(f"<{tag}> element present (a self-contained report needs none)")
+    referenced = {value for _, value in parser.references}
+    notes = [u[:120] for u in sorted(set(URL_IN_TEXT.findall(html_text))) if u not in referenced]
+    return problems, notes, parser.tags.count("img")
+
+
+def find_chromium(explicit: str | None) -> str | None:
+    for candidate in ([explicit] if explicit else []) + list(CHROMIUM_CANDIDATES):
+        path = candidate if Path(candidate).is_file() else shutil.which(candidate)
+        if path:
+            return str(path)
+    return None
+
+
+def read_net_log(path: Path) -> dict:
+    """Chromium's net log; repaired when the browser exited before closing the JSON."""
+    text = path.read_text(errors="replace").strip()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        repaired = text.rstrip(",\n ") + ("]}" if not text.endswith("]}") else "")
+        return json.loads(repaired)
+
+
+def _walk_strings(value: object, key: str = ""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk_strings(v, k)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _walk_strings(v, key)
+    elif isinstance(value, str):
+        yield key, value
+
+
+def external_requests(net_log: dict) -> list[str]:
+    """URLs and host names in the events of a net log that point away from this machine."""
+    found: set[str] = set()
+    for event in net_log.get("events", []):
+        for key, value in _walk_strings(event.get("params", {})):
+            if "://" in value:
+                for url in URL_IN_TEXT.findall(value) or [value]:
+                    parts = urlsplit(url)
+                    if (
+                        parts.scheme.lower() not in LOCAL_SCHEMES
+                        and (parts.hostname or "") not in LOCAL_HOSTS
+                    ):
+                        found.add(url)
+            elif key in ("host", "hostname", "host_port", "server") and value:
+                host = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+                if host.lower() not in LOCAL_HOSTS:
+                    found.add(f"host lookup/connection: {value}")
+    return sorted(found)
+
+
+def run_chromium(
+    chromium: str, html_path: Path, screenshot: Path, window: str, timeout: float, work: Path
+) -> tuple[int, str, Path]:
+    net_log = work / "netlog.json"
+    cmd = [
+        chromium,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={work / 'profile'}",
+        f"--log-net-log={net_log}",
+        f"--screenshot={screenshot}",
+        f"--window-size={window}",
+        "--virtual-time-budget=5000",
+        html_path.resolve().as_uri(),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    return proc.returncode, (proc.stdout + proc.stderr)[-2000:], net_log
+
+
+def screenshot_facts(path: Path) -> str:
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            lo, hi = im.convert("L").getextrema()
+            blank = " (blank: a single colour)" if lo == hi else ""
+            return f"{im.width}x{im.height}{blank}"
+    except Exception as exc:  # any failure is reported, not raised
+        return f"unreadable ({exc})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("report", type=Path, help="report.html to check")
+    p.add_argument(
+        "--chromium", help="Chromium/Chrome executable (default: /usr/bin/chromium or on PATH)"
+    )
+    p.add_argument(
+        "--screenshot", type=Path, help="where to save the screenshot (default: next to the report)"
+    )
+    p.add_argument(
+        "--window-size", default="1280,4000", help="browser window W,H (default: %(default)s)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for Chromium (default: %(default)s)",
+    )
+    args = p.parse_args(argv)
+
+    if not args.report.is_file():
+        say(f"{args.report}: not found; build the report first (mmif report / dvc repro report)")
+        return 2
+    problems, notes, n_img = static_findings(args.report.read_text(errors="replace"))
+    say(f"static check of {args.report}: {n_img} <img> elements")
+    say(
+        "  no external references"
+        if not problems
+        else "\n".join(f"  EXTERNAL: {x}" for x in problems)
+    )
+    for note in notes:
+        say(f"  note: URL written in the text (loads nothing): {note}")
+
+    chromium = find_chromium(args.chromium)
+    if chromium is None:
+        say(
+            "Chromium not found (looked for /usr/bin/chromium, chromium, chromium-browser, google-chrome)."
+        )
+        say(
+            "Install it, e.g. `sudo apt-get install chromium` (Debian/Ubuntu), or pass --chromium PATH."
+        )
+        return 2
+    screenshot = args.screenshot or args.report.with_name("report_screenshot.png")
+    with tempfile.TemporaryDirectory(prefix="check_report_") as tmp:
+        try:
+            rc, output, net_log_path = run_chromium(
+                chromium, args.report, screenshot, args.window_size, args.timeout, Path(tmp)
+            )
+        except subprocess.TimeoutExpired:
+            say(f"Chromium did not finish within {args.timeout:g} s")
+            return 2
+        say(f"chromium: {chromium} (exit status {rc})")
+        if not net_log_path.is_file():
+            say("Chromium wrote no net log; its output:\n" + output)
+            return 2
+        try:
+            requests = external_requests(read_net_log(net_log_path))
+        except json.JSONDecodeError as exc:
+            say(f"net log unreadable ({exc})")
+            return 2
+    if screenshot.is_file():
+        say(f"screenshot: {screenshot} ({screenshot_facts(screenshot)})")
+    else:
+        say("no screenshot written; Chromium output:\n" + output)
+    if requests:
+        say("network activity to other hosts (the page's or Chromium's own; check each):")
+        say("\n".join(f"  {r}" for r in requests))
+    else:
+        say("network log: no request to any other host")
+    clean = not problems and not requests and screenshot.is_file()
+    say(
+        "RESULT: "
+        + ("self-contained, no network requests" if clean else "problems found (see above)")
+    )
+    return 0 if clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

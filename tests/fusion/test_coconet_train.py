@@ -1,0 +1,191 @@
+"""CoCoNet training: salient-mask sources, patch sampling, a short run, outputs and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fusion.coconet.config import CoCoNetConfig
+from fusion.coconet.train import (
+    extract_patches,
+    load_training_data,
+    salient_from_infrared,
+    salient_from_labels,
+    sample_patches,
+    train_coconet,
+)
+from mmif.data.layout import Manifest
+from mmif.data.synthetic import DET_CLASSES, SyntheticConfig, generate
+from mmif.io import write_image, write_text
+
+
+def build_prepared(root: Path, n_train: int = 4, width: int = 64, height: int = 48) -> Path:
+    """A tiny prepared dataset (train split only) with salient masks and YOLO labels."""
+    cfg = SyntheticConfig(width=width, height=height, n_train=n_train, n_val=0, n_test=0, seed=3)
+    for scene in generate(cfg):
+        d = root / scene.split
+        write_image(d / "ir" / f"{scene.stem}.png", scene.ir)
+        write_image(d / "vis" / f"{scene.stem}.png", scene.vis)
+        write_image(d / "salient" / f"{scene.stem}.png", scene.salient)
+        lines = [f"{c} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}" for c, cx, cy, w, h in scene.boxes]
+        write_text(d / "labels" / f"{scene.stem}.txt", "\n".join(lines) + "\n")
+    Manifest(
+        name="tiny", provenance="tests", splits={"train": n_train}, det_classes=list(DET_CLASSES)
+    ).save(root)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    # small tensors: with several threads, synchronisation dominates (badly so on a busy CPU)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_prepared(tmp_path_factory.mktemp("coconet_data") / "prepared")
+
+
+def tiny_config(**overrides) -> CoCoNetConfig:
+    params = {
+        "stage1": {"epochs": 3, "batch_size": 4, "lr": 1e-3},
+        "stage2": {"epochs": 1, "batch_size": 4, "lr": 1e-4},
+        "patch_size": 32,
+        "patches_per_image": 2,
+        "device": "cpu",
+    }
+    params.update(overrides)
+    return CoCoNetConfig.from_params(params)
+
+
+def test_salient_from_labels_boxes_and_classes(tmp_path: Path):
+    labels = tmp_path / "a.txt"
+    labels.write_text("0 0.25 0.5 0.5 0.5\n2 0.875 0.125 0.25 0.25\n\n")
+    mask = salient_from_labels(labels, (8, 8))
+    assert mask[2:6, 0:4].all() and mask[0:2, 6:8].all() and mask.sum() == 16 + 4
+    only_people = salient_from_labels(labels, (8, 8), classes={0})
+    assert only_people.sum() == 16 and not only_people[0:2, 6:8].any()
+    assert not salient_from_labels(None, (8, 8)).any()
+    labels.write_text("0 0.5 oops\n")
+    with pytest.raises(ValueError, match="a.txt:1"):
+        salient_from_labels(labels, (8, 8))
+
+
+def test_salient_from_infrared_finds_the_hot_spot():
+    ir = np.full((40, 40), 60, dtype=np.uint8)
+    ir[10:18, 20:26] = 220
+    mask = salient_from_infrared(ir)
+    assert mask[12:16, 21:25].all() and not mask[30:, :].any() and not mask[:, :10].any()
+    assert not salient_from_infrared(np.full((10, 10), 5, dtype=np.uint8)).any()
+
+
+def test_salient_source_order(prepared: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    cfg = tiny_config()
+    with caplog.at_level(logging.INFO, logger="fusion.coconet.train"):
+        data = load_training_data(prepared, cfg)
+    assert data.salient_source == "salient" and any(
+        "salient/ masks" in r.message for r in caplog.records
+    )
+    copy = tmp_path / "prepared"
+    shutil.copytree(prepared, copy)
+    shutil.rmtree(copy / "train" / "salient")
+    from_labels = load_training_data(copy, tiny_config(salient_classes=["person", 1]))
+    assert from_labels.salient_source == "labels"
+    with pytest.raises(ValueError, match="truck"):
+        load_training_data(copy, tiny_config(salient_classes=["truck"]))
+    shutil.rmtree(copy / "train" / "labels")
+    assert load_training_data(copy, cfg).salient_source == "ir_saliency"
+
+
+def test_patches_are_seeded_and_stage2_patches_hold_targets(prepared: Path):
+    cfg = tiny_config(patches_per_image=5)
+    data = load_training_data(prepared, cfg)
+    a, b = sample_patches(data, cfg, 1, 0), sample_patches(data, cfg, 1, 0)
+    assert np.array_equal(a, b) and len(a) == 5 * len(data)
+    assert not np.array_equal(a, sample_patches(data, cfg, 1, 1))
+    stage2 = sample_patches(data, cfg, 2, 0)
+    assert len(stage2) == 5 * sum(bool(m.any()) for m in data.salient)
+    patches = extract_patches(data, stage2, cfg.patch_size)
+    assert patches.shape == (len(stage2), 3, 32, 32) and 0 <= patches.min() and patches.max() <= 1
+    assert (patches[:, 2].flatten(1).amax(dim=1) == 1.0).all()  # every stage-2 patch has a target
+
+
+def _curve(out: Path) -> list[dict[str, str]]:
+    with open(out / "loss_curve.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_short_training_lowers_the_loss_and_writes_outputs(prepared: Path, tmp_path: Path):
+    out = tmp_path / "model"
+    cfg = tiny_config(stage1={"epochs": 4, "batch_size": 4, "lr": 2e-3})
+    weights = train_coconet(prepared, out, cfg, progress=False)
+    assert weights == out / "coconet.pt"
+    rows = _curve(out)
+    assert list(rows[0]) == ["step", "epoch", "stage", "loss", "loss_ssim", "loss_mse", "loss_con"]
+    stage1 = [r for r in rows if r["stage"] == "1"]
+    first = np.mean([float(r["loss"]) for r in stage1 if r["epoch"] == "1"])
+    last = np.mean([float(r["loss"]) for r in stage1 if r["epoch"] == "4"])
+    assert last < 0.9 * first
+    stage2 = [r for r in rows if r["stage"] == "2"]
+    assert (
+        stage2
+        and all(float(r["loss_con"]) > 0 for r in stage2)
+        and all(r["loss_con"] == "" for r in stage1)
+    )
+
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    assert metrics["vgg_pretrained"] is False and metrics["salient_source"] == "salient"
+    assert metrics["epochs"] == 5 and metrics["n_patches"] == 8 and metrics["seconds"] > 0
+    assert metrics["stage1_final_loss"] == pytest.approx(last, rel=1e-4)
+    assert metrics["stage2_final_loss"] > 0
+    final = torch.load(weights, weights_only=True)
+    assert final["vgg_pretrained"] is False and final["config"]["stage1"]["epochs"] == 4
+    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert (ckpt["stage"], ckpt["epoch"]) == (2, 1) and "optimizer" in ckpt
+
+
+def test_resume_continues_from_the_last_finished_epoch(
+    prepared: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    one = tiny_config(stage1={"epochs": 1, "batch_size": 4, "lr": 1e-3}, stage2={"epochs": 0})
+    two = tiny_config(stage1={"epochs": 2, "batch_size": 4, "lr": 1e-3}, stage2={"epochs": 0})
+    resumed, fresh = tmp_path / "resumed", tmp_path / "fresh"
+    train_coconet(prepared, resumed, one, progress=False)  # as if killed after epoch 1
+    first_rows = _curve(resumed)
+    with caplog.at_level(logging.INFO, logger="fusion.coconet.train"):
+        train_coconet(prepared, resumed, two, progress=False)
+    assert any("resuming" in r.message and "1 epochs finished" in r.message for r in caplog.records)
+    rows = _curve(resumed)
+    assert [r["epoch"] for r in rows] == ["1"] * len(first_rows) + ["2"] * len(first_rows)
+    assert rows[: len(first_rows)] == first_rows  # epoch 1 was not trained again
+    assert json.loads((resumed / "train_metrics.json").read_text())["epochs"] == 2
+
+    # on CPU the resumed run equals an uninterrupted one
+    train_coconet(prepared, fresh, two, progress=False)
+    a = torch.load(resumed / "coconet.pt", weights_only=True)["model"]
+    b = torch.load(fresh / "coconet.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    # a checkpoint made with other training settings is not resumed
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fusion.coconet.train"):
+        train_coconet(
+            prepared,
+            resumed,
+            tiny_config(
+                seed=5, stage1={"epochs": 1, "batch_size": 4, "lr": 1e-3}, stage2={"epochs": 0}
+            ),
+            progress=False,
+        )
+    assert any("seed changed" in r.message for r in caplog.records)
+    assert [r["epoch"] for r in _curve(resumed)] == ["1"] * len(first_rows)

@@ -1,0 +1,224 @@
+"""build_report on small fake results trees: files, self-contained HTML, missing parts."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+
+import pytest
+
+from mmif.report import ReportConfig, build_report
+from mmif.report.loading import ResultsError
+
+
+class _Refs(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.imgs: list[str] = []
+        self.refs: list[tuple[str, str, str]] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        for name, value in attrs:
+            if name in ("src", "href", "srcset", "action", "poster", "data", "xlink:href"):
+                self.refs.append((tag, name, value or ""))
+            if tag == "img" and name == "src":
+                self.imgs.append(value or "")
+
+
+def test_all_files_written(built_report):
+    out = built_report.out
+    for name in ("report.html", "report.md", "summary.json"):
+        assert (out / name).is_file()
+    for table in ("fusion_metrics", "detect_scores", "segment_scores", "detect_per_class", "segment_per_class",
+                  "significance", "correlations", "recomputed"):  # fmt: skip
+        assert (out / "tables" / f"{table}.csv").is_file(), table
+        assert (out / "tables" / f"{table}.md").is_file(), table
+    for plot in ("task_scores", "fusion_metrics", "detect_per_class", "segment_per_class", "qualitative_grid",
+                 "detect_curves", "segment_curves", "coconet_loss_curve", "correlation_detect_mAP50",
+                 "correlation_segment_mIoU"):  # fmt: skip
+        assert (out / "plots" / f"{plot}.png").stat().st_size > 1000, plot
+        assert (out / "plots" / f"{plot}.svg").read_text().lstrip().startswith("<?xml"), plot
+    # nothing left over from the atomic write next to the report
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".report")]
+
+
+def test_html_is_self_contained(built_report):
+    text = (built_report.out / "report.html").read_text()
+    parser = _Refs()
+    parser.feed(text)
+    assert len(parser.imgs) >= 10
+    assert all(src.startswith("data:image/png;base64,") for src in parser.imgs)
+    assert not [r for r in parser.refs if re.match(r"\s*(https?:)?//", r[2], re.I)]
+    assert not parser.tags & {"script", "link", "iframe", "object", "embed"}
+    assert not re.search(r"url\(|@import", text, re.I)
+
+
+def test_markdown_links_resolve_and_tables_inline(built_report):
+    md = (built_report.out / "report.md").read_text()
+    links = re.findall(r"\]\(([^)]+)\)", md)
+    assert links and all((built_report.out / link).is_file() for link in links)
+    assert "| method" in md
+
+
+def test_report_states_convention_vgg_and_dataset(built_report):
+    md = (built_report.out / "report.md").read_text()
+    html = (built_report.out / "report.html").read_text()
+    for text in (md, html):
+        assert "cddfuse" in text
+        assert "CoCoNet VGG19 pretrained: NO" in text
+        assert "Dataset: fake" in text
+
+
+def test_significant_gain_is_marked(built_report):
+    sig = (built_report.out / "tables" / "significance.csv").read_text().splitlines()
+    header = sig[0].split(",")
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in sig[1:]]
+    good = [r for r in rows if r["method"] == "coconet" and r["baseline"] == "vis"]
+    assert {r["task"] for r in good} == {"detect", "segment"}
+    assert all(
+        r["verdict"] == "gain" and r["mark"] == "*" and float(r["p_value"]) < 0.05 for r in good
+    )
+    md = (built_report.out / "tables" / "detect_scores.md").read_text()
+    assert "coconet" in md
+
+
+def test_summary_json_headline(built_report):
+    data = json.loads(
+        (built_report.out / "summary.json").read_text(),
+        parse_constant=lambda c: pytest.fail(f"{c} in JSON"),
+    )
+    coconet = data["methods"]["coconet"]
+    assert coconet["detect"]["mAP50"] == pytest.approx(0.95)  # seed mean of the metrics.json values
+    assert coconet["segment"]["n_seeds"] == 2
+    assert coconet["detect"]["mAP50_p_vs_vis"] < 0.05
+    assert set(coconet["fusion"]) == {"EN", "SSIM", "MSE"}
+    assert data["coconet_vgg_pretrained"] is False
+    assert data["fusion_metric_convention"] == "cddfuse"
+
+
+def test_missing_task_results_say_not_available(tmp_path, fake_tree_builder):
+    # medical-like: fusion metrics only, no tasks, no CoCoNet, no images for the grid
+    tree = fake_tree_builder(tmp_path, {"vis": 0.5, "ir": 0.4, "max": 0.6}, detect=False, segment=False,
+                             coconet=False, write_images=False, skipped_tasks=True)  # fmt: skip
+    out = tmp_path / "report"
+    build_report(tree.results, tree.data, tree.fused, out, ReportConfig(bootstrap_samples=50))
+    md = (out / "report.md").read_text()
+    assert (
+        "Object detection: not available (skipped by the stage: dataset 'fake' has no labels)" in md
+    )
+    assert "Semantic segmentation: not available" in md
+    assert "Significance tests: not available" in md
+    assert "Qualitative grid not available" in md
+    assert "not applicable (CoCoNet not in this run)" in md
+    assert (out / "plots" / "fusion_metrics.png").is_file()
+    assert not (out / "tables" / "significance.csv").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["methods"]["max"]) == {"fusion"}
+    parser = _Refs()
+    parser.feed((out / "report.html").read_text())
+    assert all(src.startswith("data:") for src in parser.imgs)
+
+
+def test_method_without_detection_runs(tmp_path, fake_tree_builder):
+    tree = fake_tree_builder(
+        tmp_path,
+        {"vis": 0.4, "ir": 0.4, "max": 0.7},
+        segment=False,
+        write_images=False,
+        n_images=6,
+        fusion_metrics=("EN",),
+    )
+    shutil.rmtree(tree.results / "detect" / "max")
+    shutil.rmtree(tree.results / "detect" / "ir" / "seed_1")
+    (tree.results / "detect" / "vis" / "seed_1" / "predictions.json").unlink()
+    out = tmp_path / "report"
+    build_report(
+        tree.results,
+        tree.data,
+        tree.fused,
+        out,
+        ReportConfig(bootstrap_samples=50, n_grid_images=0),
+    )
+    md = (out / "report.md").read_text()
+    assert "Object detection results not available for: max." in md
+    assert "detect/vis/seed_1: no predictions.json" in md  # noted, run left out of the bootstrap
+    assert "switched off" in md
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["methods"]["ir"]["detect"]["n_seeds"] == 1
+    assert summary["methods"]["ir"]["detect"]["mAP50_std"] is None  # one seed: no spread
+
+
+def test_failed_build_keeps_previous_report(tmp_path, fake_tree_builder):
+    tree = fake_tree_builder(
+        tmp_path, {"vis": 0.4, "max": 0.7}, segment=False, detect=False, write_images=False
+    )
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "old.txt").write_text("previous")
+    (tree.results / "fusion_metrics" / "max.json").write_text("{not json")
+    with pytest.raises(ResultsError, match=r"max\.json.*mmif metrics"):
+        build_report(tree.results, tree.data, tree.fused, out, ReportConfig())
+    assert (out / "old.txt").read_text() == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".report")) == []
+
+
+def test_empty_results_folder_is_an_error(tmp_path):
+    (tmp_path / "results").mkdir()
+    with pytest.raises(FileNotFoundError, match="no results found"):
+        build_report(
+            tmp_path / "results",
+            tmp_path / "data",
+            tmp_path / "fused",
+            tmp_path / "out",
+            ReportConfig(),
+        )
+
+
+def test_training_files_from_the_dvc_layout(tmp_path, fake_tree_builder):
+    # dvc.yaml's train stage: results/train/<method>.json and models/<method>/loss_curve.csv
+    tree = fake_tree_builder(tmp_path, {"vis": 0.4, "coconet": 0.7}, detect=False, segment=False,
+                             coconet=False, write_images=False)  # fmt: skip
+    (tree.results / "train").mkdir()
+    (tree.results / "train" / "coconet.json").write_text(
+        json.dumps({"method": "coconet", "trainable": True, "vgg_pretrained": True})
+    )
+    (tree.results / "train" / "vis.json").write_text(
+        json.dumps({"method": "vis", "trainable": False})
+    )
+    (tmp_path / "models" / "coconet").mkdir(parents=True)
+    (tmp_path / "models" / "coconet" / "loss_curve.csv").write_text(
+        "step,total\n1,2.0\n2,1.5\n3,1.2\n"
+    )
+    info = tree.fused / "coconet" / "info.json"
+    info.write_text(json.dumps({"method": "coconet", "params": {"vgg_pretrained": True}}))
+    out = tmp_path / "report"
+    build_report(
+        tree.results,
+        tree.data,
+        tree.fused,
+        out,
+        ReportConfig(bootstrap_samples=10, n_grid_images=0),
+    )
+    md = (out / "report.md").read_text()
+    assert (
+        "CoCoNet VGG19 pretrained: yes, ImageNet weights (results/train/coconet.json, coconet/info.json"
+        in md
+    )
+    assert "models/coconet/loss_curve.csv" in md
+    assert (out / "plots" / "coconet_loss_curve.png").is_file()
+    assert json.loads((out / "summary.json").read_text())["coconet_vgg_pretrained"] is True
+
+
+def test_scores_leave_out_run_facts(built_report):
+    header = (built_report.out / "tables" / "segment_scores.csv").read_text().splitlines()[1:]
+    scores = {line.split(",")[2] for line in header}
+    assert scores == {"mIoU", "pixel_accuracy"}  # not n_train_images, best_epoch, ...
+    detect = {
+        line.split(",")[2]
+        for line in (built_report.out / "tables" / "detect_scores.csv").read_text().splitlines()[1:]
+    }
+    assert "epochs_run" not in detect and "mAP50" in detect
