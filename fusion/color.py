@@ -37,7 +37,9 @@ def luminance(x: torch.Tensor) -> torch.Tensor:
     return rgb_to_ycbcr(x)[:, :1]
 
 
-def split_colour(ir: torch.Tensor, vis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def split_colour(
+    ir: torch.Tensor, vis: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Luminance of both sources and the chroma (B x 2 x H x W) of the colour one, if any.
 
     The visible image is the colour source when it has colour; otherwise the infrared one (e.g.

@@ -89,11 +89,15 @@ def is_trainable(name: str) -> bool:
     return name in _TRAINERS
 
 
-def train_method(name: str, data_root: Path, out_dir: Path, params: dict[str, Any] | None = None) -> Path:
+def train_method(
+    name: str, data_root: Path, out_dir: Path, params: dict[str, Any] | None = None
+) -> Path:
     """Train a learned method on a prepared dataset; returns the weights file."""
     _load_builtin()
     if name not in _TRAINERS:
-        raise KeyError(f"fusion method '{name}' has no training; trainable: {', '.join(sorted(_TRAINERS))}")
+        raise KeyError(
+            f"fusion method '{name}' has no training; trainable: {', '.join(sorted(_TRAINERS))}"
+        )
     return _TRAINERS[name](Path(data_root), Path(out_dir), dict(params or {}))
 
 
@@ -116,7 +120,9 @@ def create_method(
     _load_builtin()
     key = "external" if is_external(name) else name
     if key not in _REGISTRY:
-        raise KeyError(f"unknown fusion method '{name}'; available: {', '.join(available_methods())}")
+        raise KeyError(
+            f"unknown fusion method '{name}'; available: {', '.join(available_methods())}"
+        )
     dev = resolve_device(device)
     method = _REGISTRY[key](dict(params or {}), Path(weights) if weights else None, dev)
     if key == "external":
@@ -130,7 +136,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{device}' requested but CUDA is not available; use --device cpu")
+        raise RuntimeError(
+            f"device '{device}' requested but CUDA is not available; use --device cpu"
+        )
     return dev
 
 

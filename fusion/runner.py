@@ -34,9 +34,13 @@ def pair_folders(ir_dir: Path, vis_dir: Path) -> list[SourcePair]:
     only_ir = sorted(set(irs) - set(viss))
     only_vis = sorted(set(viss) - set(irs))
     if only_ir:
-        raise ImageError(f"no visible partner for {irs[only_ir[0]]} in {vis_dir} ({len(only_ir)} unpaired); add it or remove the infrared image")
+        raise ImageError(
+            f"no visible partner for {irs[only_ir[0]]} in {vis_dir} ({len(only_ir)} unpaired); add it or remove the infrared image"
+        )
     if only_vis:
-        raise ImageError(f"no infrared partner for {viss[only_vis[0]]} in {ir_dir} ({len(only_vis)} unpaired); add it or remove the visible image")
+        raise ImageError(
+            f"no infrared partner for {viss[only_vis[0]]} in {ir_dir} ({len(only_vis)} unpaired); add it or remove the visible image"
+        )
     return [SourcePair(s, irs[s], viss[s]) for s in sorted(irs)]
 
 
@@ -55,7 +59,9 @@ def fuse_pairs(
     """
     pending: dict[tuple, list[tuple[str, torch.Tensor, torch.Tensor]]] = defaultdict(list)
     n = 0
-    bar = tqdm(total=len(pairs), desc=desc or f"fuse {method.name}", unit="img", disable=not progress)
+    bar = tqdm(
+        total=len(pairs), desc=desc or f"fuse {method.name}", unit="img", disable=not progress
+    )
     for pair in pairs:
         ir = read_image(pair.ir)
         vis = read_image(pair.vis)
@@ -77,7 +83,9 @@ def fuse_pairs(
     return n
 
 
-def _flush(method: FusionMethod, items: list[tuple[str, torch.Tensor, torch.Tensor]], out_dir: Path) -> int:
+def _flush(
+    method: FusionMethod, items: list[tuple[str, torch.Tensor, torch.Tensor]], out_dir: Path
+) -> int:
     stems = [s for s, _, _ in items]
     ir = torch.cat([a for _, a, _ in items])
     vis = torch.cat([b for _, _, b in items])

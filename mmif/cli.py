@@ -9,6 +9,7 @@ import sys
 
 from mmif import __version__
 from mmif.logging_utils import setup_logging
+from mmif.runtime import enable_flush_denormal
 
 # subcommand -> module in pipelines/ providing HELP, add_arguments(parser) and run(args) -> int
 STAGES = {
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(args.verbose)
     log = logging.getLogger("mmif")
+    enable_flush_denormal()
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:

@@ -25,7 +25,9 @@ class ConfigError(ValueError):
 def load_yaml(path: str | Path = "params.yaml") -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"{path}: parameters file not found; run from the repository root or pass --params")
+        raise ConfigError(
+            f"{path}: parameters file not found; run from the repository root or pass --params"
+        )
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -50,7 +52,9 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key; known keys: {', '.join(sorted(fields))}")
+        raise ConfigError(
+            f"{where}.{unknown[0]}: unknown key; known keys: {', '.join(sorted(fields))}"
+        )
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():

@@ -30,7 +30,9 @@ class ImageError(ValueError):
 
 
 def is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+    return (
+        path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+    )
 
 
 def scale_16bit_to_8bit(array: np.ndarray) -> np.ndarray:
@@ -65,7 +67,9 @@ def read_image(path: str | Path, mode: str = "auto") -> np.ndarray:
                 arr = scale_16bit_to_8bit(np.asarray(im))
                 log.warning("%s: %s image scaled to 8 bits by its min-max range", path, im.mode)
             elif im.mode == "F":
-                raise ImageError(f"{path}: floating-point images are not supported; save it as 8- or 16-bit PNG")
+                raise ImageError(
+                    f"{path}: floating-point images are not supported; save it as 8- or 16-bit PNG"
+                )
             elif im.mode in ("L", "RGB"):
                 arr = np.asarray(im)
             elif im.mode in ("1",):
@@ -91,7 +95,9 @@ def read_image(path: str | Path, mode: str = "auto") -> np.ndarray:
 
 
 def _is_grey_rgb(arr: np.ndarray) -> bool:
-    return bool(np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]))
+    return bool(
+        np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])
+    )
 
 
 def rgb_to_grey_uint8(arr: np.ndarray) -> np.ndarray:
@@ -139,7 +145,9 @@ def write_image(path: str | Path, arr: np.ndarray) -> None:
 
 def _format_for(path: Path) -> str:
     ext = path.suffix.lower()
-    return {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(ext, "PNG")
+    return {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(
+        ext, "PNG"
+    )
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -198,6 +206,8 @@ def list_images(folder: str | Path) -> dict[str, Path]:
         if not is_image_file(p):
             continue
         if p.stem in out:
-            raise ImageError(f"{folder}: two images share the stem '{p.stem}' ({out[p.stem].name}, {p.name}); keep one")
+            raise ImageError(
+                f"{folder}: two images share the stem '{p.stem}' ({out[p.stem].name}, {p.name}); keep one"
+            )
         out[p.stem] = p
     return out

@@ -18,7 +18,10 @@ DEFAULT_PARAMS = "params.yaml"
 
 def add_params_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--params", default=DEFAULT_PARAMS, metavar="FILE", help="parameters file (default: %(default)s)"
+        "--params",
+        default=DEFAULT_PARAMS,
+        metavar="FILE",
+        help="parameters file (default: %(default)s)",
     )
 
 

@@ -38,5 +38,11 @@ def run(args: argparse.Namespace) -> int:
     from detection.train import train_and_evaluate
 
     metrics = train_and_evaluate(args.fused, args.data, args.out, cfg, seed=args.seed)
-    log.info("%s seed %d: mAP50=%.4f mAP50-95=%.4f", args.method, args.seed, metrics["mAP50"], metrics["mAP50_95"])
+    log.info(
+        "%s seed %d: mAP50=%.4f mAP50-95=%.4f",
+        args.method,
+        args.seed,
+        metrics["mAP50"],
+        metrics["mAP50_95"],
+    )
     return 0

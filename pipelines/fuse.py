@@ -29,16 +29,38 @@ BATCH_KEY = "fuse_batch_size"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", required=True, help="method name (see `mmif methods`), e.g. coconet, max, external:NAME")
+    p.add_argument(
+        "--method",
+        required=True,
+        help="method name (see `mmif methods`), e.g. coconet, max, external:NAME",
+    )
     p.add_argument("--ir", type=Path, help="folder of infrared (first source) images")
     p.add_argument("--vis", type=Path, help="folder of visible (second source) images, grey or RGB")
-    p.add_argument("--data", type=Path, help="prepared dataset (pipeline mode): fuse all of its splits")
-    p.add_argument("--model-dir", type=Path, help="trained model folder written by `mmif train` (pipeline mode)")
+    p.add_argument(
+        "--data", type=Path, help="prepared dataset (pipeline mode): fuse all of its splits"
+    )
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        help="trained model folder written by `mmif train` (pipeline mode)",
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder, one <stem>.png per pair")
-    p.add_argument("--weights", type=Path, help="weights file for learned methods (coconet, densefuse)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or auto (default: params or auto)")
-    p.add_argument("--batch-size", type=int, default=None, help="pairs of the same size fused together")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method parameter override, e.g. --set dir=fused/tardal (repeatable)")
+    p.add_argument(
+        "--weights", type=Path, help="weights file for learned methods (coconet, densefuse)"
+    )
+    p.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 or auto (default: params or auto)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="pairs of the same size fused together"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="method parameter override, e.g. --set dir=fused/tardal (repeatable)",
+    )
     add_params_argument(p)
 
 
@@ -58,7 +80,10 @@ def run(args: argparse.Namespace) -> int:
     log.info("method %s on %s, batch %d", args.method, method.device, batch_size)
 
     if args.data is not None:
-        jobs = {split: [SourcePair(p.stem, p.ir, p.vis) for p in list_pairs(args.data, split)] for split in SPLITS}
+        jobs = {
+            split: [SourcePair(p.stem, p.ir, p.vis) for p in list_pairs(args.data, split)]
+            for split in SPLITS
+        }
         jobs = {k: v for k, v in jobs.items() if v}
         if not jobs:
             raise FileNotFoundError(f"{args.data}: no prepared pairs; run `mmif prepare` first")
@@ -75,8 +100,16 @@ def run(args: argparse.Namespace) -> int:
         for split, pairs in jobs.items():
             if is_external(args.method):
                 method.use_split(split if split != "." else None)
-            n += fuse_pairs(method, pairs, tmp / split, batch_size=batch_size, desc=f"fuse {args.method} {split}")
-        write_json(tmp / "info.json", {**method.info(), "device": str(method.device), "n_images": n})
+            n += fuse_pairs(
+                method,
+                pairs,
+                tmp / split,
+                batch_size=batch_size,
+                desc=f"fuse {args.method} {split}",
+            )
+        write_json(
+            tmp / "info.json", {**method.info(), "device": str(method.device), "n_images": n}
+        )
     log.info("wrote %d fused images to %s", n, args.out)
     return 0
 
@@ -86,12 +119,16 @@ def _weights_from_model_dir(model_dir: Path | None) -> Path | None:
         return None
     card = model_dir / "model.json"
     if not card.exists():
-        raise FileNotFoundError(f"{card}: missing; run `mmif train --method ... --out {model_dir}` first")
+        raise FileNotFoundError(
+            f"{card}: missing; run `mmif train --method ... --out {model_dir}` first"
+        )
     weights = json.loads(card.read_text()).get("weights")
     return model_dir / weights if weights else None
 
 
-def _external_jobs(method, jobs: dict[str, list[SourcePair]], pipeline: bool) -> dict[str, list[SourcePair]]:
+def _external_jobs(
+    method, jobs: dict[str, list[SourcePair]], pipeline: bool
+) -> dict[str, list[SourcePair]]:
     """Keep the splits an external folder covers and check them before anything is written.
 
     A folder with `train/`, `val/`, `test/` subfolders covers those splits; a flat folder (the
@@ -104,10 +141,16 @@ def _external_jobs(method, jobs: dict[str, list[SourcePair]], pipeline: bool) ->
     folder = Path(method.params["dir"])
     if pipeline:
         has_splits = any((folder / split).is_dir() for split in jobs)
-        covered = {split: folder / split for split in jobs if (folder / split).is_dir()} if has_splits else {"test": folder}
+        covered = (
+            {split: folder / split for split in jobs if (folder / split).is_dir()}
+            if has_splits
+            else {"test": folder}
+        )
         jobs = {split: jobs[split] for split in covered if split in jobs}
         if not jobs:
-            raise FileNotFoundError(f"{folder}: no fused images for any prepared split; put them in {folder}/test/ or directly in {folder}")
+            raise FileNotFoundError(
+                f"{folder}: no fused images for any prepared split; put them in {folder}/test/ or directly in {folder}"
+            )
         log.info("external method %s covers splits: %s", method.name, ", ".join(jobs))
     else:
         covered = {".": folder}

@@ -16,6 +16,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     for name in available_methods():
-        tag = " (trained by the pipeline)" if not name.startswith("external") and is_trainable(name) else ""
+        tag = (
+            " (trained by the pipeline)"
+            if not name.startswith("external") and is_trainable(name)
+            else ""
+        )
         sys.stdout.write(f"{name}{tag}\n")
     return 0

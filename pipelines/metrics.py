@@ -27,11 +27,26 @@ DESCRIPTION = __doc__
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ir", type=Path, help="folder of infrared images")
     p.add_argument("--vis", type=Path, help="folder of visible images")
-    p.add_argument("--fused", type=Path, required=True, help="folder of fused images (pipeline mode: the method's folder)")
+    p.add_argument(
+        "--fused",
+        type=Path,
+        required=True,
+        help="folder of fused images (pipeline mode: the method's folder)",
+    )
     p.add_argument("--data", type=Path, help="prepared dataset (pipeline mode)")
-    p.add_argument("--split", default=None, help="split to score in pipeline mode (default: params metrics.split or test)")
-    p.add_argument("--convention", default=None, help="cddfuse (default, matches recent papers) or standard (textbook)")
-    p.add_argument("--names", default=None, help="comma-separated metric names (default: params or all)")
+    p.add_argument(
+        "--split",
+        default=None,
+        help="split to score in pipeline mode (default: params metrics.split or test)",
+    )
+    p.add_argument(
+        "--convention",
+        default=None,
+        help="cddfuse (default, matches recent papers) or standard (textbook)",
+    )
+    p.add_argument(
+        "--names", default=None, help="comma-separated metric names (default: params or all)"
+    )
     p.add_argument("--device", default=None, help="cpu, cuda or auto")
     p.add_argument("--out", type=Path, required=True, help="per-image CSV")
     p.add_argument("--json", type=Path, help="also write the means as JSON (DVC metrics)")
@@ -54,11 +69,18 @@ def run(args: argparse.Namespace) -> int:
         if args.ir is None or args.vis is None:
             raise ValueError("give --ir and --vis folders (or --data for a prepared dataset)")
         ir_dir, vis_dir, fused_dir = args.ir, args.vis, args.fused
-    table = evaluate_folders(ir_dir, vis_dir, fused_dir, names=names, convention=convention, device=device)
+    table = evaluate_folders(
+        ir_dir, vis_dir, fused_dir, names=names, convention=convention, device=device
+    )
     write_text(args.out, table.to_csv(index=False, float_format="%.6g"))
     means = table[table["name"] == "mean"].iloc[0].drop("name").to_dict()
-    log.info("%s (%s): %s", fused_dir, convention, ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
+    log.info(
+        "%s (%s): %s", fused_dir, convention, ", ".join(f"{k}={v:.4g}" for k, v in means.items())
+    )
     if args.json:
-        clean = {k: (None if isinstance(v, float) and math.isnan(v) else float(v)) for k, v in means.items()}
+        clean = {
+            k: (None if isinstance(v, float) and math.isnan(v) else float(v))
+            for k, v in means.items()
+        }
         write_json(args.json, {"convention": convention, "n_images": int(len(table) - 1), **clean})
     return 0

@@ -26,8 +26,17 @@ DESCRIPTION = __doc__
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="dataset name (default: params dataset.name)")
     p.add_argument("--root", type=Path, help="dataset folder as released upstream")
-    p.add_argument("--det-labels", type=Path, help="folder of YOLO .txt detection labels named by stem (e.g. for MSRS)")
-    p.add_argument("--out", type=Path, default=Path("data/prepared"), help="output folder (default: %(default)s)")
+    p.add_argument(
+        "--det-labels",
+        type=Path,
+        help="folder of YOLO .txt detection labels named by stem (e.g. for MSRS)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("data/prepared"),
+        help="output folder (default: %(default)s)",
+    )
     p.add_argument("--check", action="store_true", help="only report problems; write nothing")
     add_params_argument(p)
 

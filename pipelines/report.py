@@ -15,11 +15,36 @@ DESCRIPTION = __doc__
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: %(default)s)")
-    p.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared dataset (default: %(default)s)")
-    p.add_argument("--fused", type=Path, default=Path("data/fused"), help="fused images root (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=Path("results/report"), help="report folder (default: %(default)s)")
-    p.add_argument("--summary", type=Path, default=Path("results/report_summary.json"), help="copy of the headline numbers for `dvc metrics` (default: %(default)s)")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="results folder (default: %(default)s)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path("data/prepared"),
+        help="prepared dataset (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fused",
+        type=Path,
+        default=Path("data/fused"),
+        help="fused images root (default: %(default)s)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/report"),
+        help="report folder (default: %(default)s)",
+    )
+    p.add_argument(
+        "--summary",
+        type=Path,
+        default=Path("results/report_summary.json"),
+        help="copy of the headline numbers for `dvc metrics` (default: %(default)s)",
+    )
     add_params_argument(p)
 
 

@@ -7,9 +7,9 @@ import io
 import logging
 from pathlib import Path
 
-from mmif.data.layout import Manifest
 import numpy as np
 
+from mmif.data.layout import Manifest
 from mmif.io import write_bytes, write_text
 from pipelines.common import add_params_argument, write_json
 
@@ -19,8 +19,15 @@ log = logging.getLogger(__name__)
 def add_task_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", required=True, help="fusion method whose fused images are used")
     p.add_argument("--seed", type=int, required=True, help="training seed")
-    p.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared dataset with labels (default: %(default)s)")
-    p.add_argument("--fused", type=Path, required=True, help="the method's fused images (data/fused/NAME)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path("data/prepared"),
+        help="prepared dataset with labels (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fused", type=Path, required=True, help="the method's fused images (data/fused/NAME)"
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder for this method and seed")
     p.add_argument("--device", default=None, help="override params: cpu, cuda, 0,1 ...")
     add_params_argument(p)

@@ -26,9 +26,16 @@ DESCRIPTION = __doc__
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", required=True, help="method name, e.g. coconet or densefuse")
-    p.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared dataset (default: %(default)s)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path("data/prepared"),
+        help="prepared dataset (default: %(default)s)",
+    )
     p.add_argument("--out", type=Path, required=True, help="model folder, e.g. models/coconet")
-    p.add_argument("--metrics", type=Path, help="also copy train_metrics.json here (a DVC metrics file)")
+    p.add_argument(
+        "--metrics", type=Path, help="also copy train_metrics.json here (a DVC metrics file)"
+    )
     add_params_argument(p)
 
 

@@ -33,5 +33,7 @@ def tiny_synthetic(tmp_path_factory) -> Path:
     from mmif.data.synthetic import SyntheticConfig, write_synthetic
 
     out = tmp_path_factory.mktemp("synthetic") / "prepared"
-    write_synthetic(SyntheticConfig(width=64, height=48, n_train=6, n_val=2, n_test=4), out, progress=False)
+    write_synthetic(
+        SyntheticConfig(width=64, height=48, n_train=6, n_val=2, n_test=4), out, progress=False
+    )
     return out

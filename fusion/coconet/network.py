@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fusion.coconet.vgg import N_PYRAMID_CONVS, VGG19Pyramid, load_vgg19_grey
+from mmif.runtime import flush_denormal_is_global
 
 #: the network downsamples three times and the VGG four times: sizes must divide by 16
 SIZE_MULTIPLE = 16
@@ -56,7 +57,7 @@ def flush_denormals() -> Iterator[None]:
         yield
     finally:
         _ftz_depth -= 1
-        if _ftz_depth == 0:
+        if _ftz_depth == 0 and not flush_denormal_is_global():
             torch.set_flush_denormal(False)
 
 

@@ -35,10 +35,32 @@ def _filter_axis(x: torch.Tensor, taps: list[float], dim: int) -> torch.Tensor:
     return out
 
 
+#: bytes of input a strip of `separable_valid` may span, so both passes run in cache
+_STRIP_BYTES = 1 << 20
+
+
 def separable_valid(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Filter N x C x H x W with kernel (x) kernel, 'valid' (output (H-K+1) x (W-K+1))."""
+    """Filter N x C x H x W with kernel (x) kernel, 'valid' (output (H-K+1) x (W-K+1)).
+
+    Large inputs are processed in horizontal strips (with K - 1 rows of overlap) so that the
+    intermediate of the row pass is still in cache for the column pass.
+    """
     taps = [float(t) for t in kernel]
-    return _filter_axis(_filter_axis(x, taps, -1), taps, -2)
+    k = len(taps)
+    h, w = x.shape[-2:]
+    out_h = h - k + 1
+    if out_h < 1 or w < k:
+        raise ValueError(f"image of {h}x{w} is smaller than the {k}x{k} window")
+    row_bytes = x.element_size() * w * x[..., 0, 0].numel()
+    rows = max(8, _STRIP_BYTES // max(row_bytes, 1) - k + 1)
+    if rows >= out_h:
+        return _filter_axis(_filter_axis(x, taps, -1), taps, -2)
+    out = x.new_empty((*x.shape[:-2], out_h, w - k + 1))
+    for top in range(0, out_h, rows):
+        bottom = min(top + rows, out_h)
+        strip = x[..., top : bottom + k - 1, :]
+        out[..., top:bottom, :] = _filter_axis(_filter_axis(strip, taps, -1), taps, -2)
+    return out
 
 
 def box_sum_valid(x: torch.Tensor, size: int) -> torch.Tensor:

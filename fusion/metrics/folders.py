@@ -58,6 +58,7 @@ def evaluate_folders(
     Images are paired by stem whatever their extensions (`mmif.io.list_images`). Every source
     pair needs a fused image of the same size; fused images without sources are ignored with a
     warning. Consecutive images of one size are evaluated in batches of up to `batch_size`.
+    device: "cpu", "cuda[:i]" or "auto" (CUDA when available).
     Returns the `FusionMetricCollection.compute()` table: `name` column, one column per metric,
     rows sorted by stem, then a "mean" row.
     """
@@ -83,6 +84,8 @@ def evaluate_folders(
             fused[extra[0]].name,
         )
 
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     collection = FusionMetricCollection(names, convention)
     batch: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []

@@ -7,10 +7,14 @@ passes (the thresholded 2-D windows used here are exactly separable).
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from fusion.metrics.filters import separable_valid
 from fusion.metrics.inputs import Triple, per_pair_sum
+
+log = logging.getLogger(__name__)
 
 NOISE_VARIANCE = 2.0
 EPS = 1e-10
@@ -44,6 +48,16 @@ _check_windows()
 
 def _vif(t: Triple) -> torch.Tensor:
     bsz = t.batch_size
+    h, w = t.fused.shape[-2:]
+    if min(h, w) < SCALES[0]:
+        log.warning(
+            "VIF needs images of at least %dx%d (got %dx%d); reporting NaN",
+            SCALES[0],
+            SCALES[0],
+            h,
+            w,
+        )
+        return torch.full((bsz,), float("nan"), dtype=torch.float64, device=t.fused.device)
     images = torch.cat([t.ir, t.vis, t.fused])  # 3B: references, then the distorted image
     num = torch.zeros(2 * bsz, dtype=torch.float64, device=images.device)
     den = torch.zeros_like(num)
@@ -54,7 +68,7 @@ def _vif(t: Triple) -> torch.Tensor:
                 break
             images = separable_valid(images, win)[..., ::2, ::2]
         if min(images.shape[-2:]) < size:
-            break  # too small for this scale's window: it (and coarser ones) add nothing
+            break  # too small for this scale's window: it (and coarser ones) are left out
         ref, dist = images[: 2 * bsz], images[2 * bsz :].repeat(2, 1, 1, 1)
         stats = separable_valid(torch.cat([images, images * images], dim=1), win)
         mu, mom2 = stats[:, 0:1], stats[:, 1:2]

@@ -45,13 +45,17 @@ class Manifest:
         return self.has_det_labels or self.has_seg_masks
 
     def save(self, root: Path) -> None:
-        write_text(Path(root) / "manifest.json", json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        write_text(
+            Path(root) / "manifest.json", json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        )
 
     @classmethod
     def load(cls, root: str | Path) -> Manifest:
         path = Path(root) / "manifest.json"
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no manifest; run `mmif prepare` to build the dataset first")
+            raise FileNotFoundError(
+                f"{path}: no manifest; run `mmif prepare` to build the dataset first"
+            )
         data = json.loads(path.read_text())
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -82,7 +86,9 @@ def list_pairs(root: str | Path, split: str) -> list[Pair]:
     viss = list_images(d / "vis")
     missing = sorted(set(irs) ^ set(viss))
     if missing:
-        raise ImageError(f"{d}: ir/ and vis/ do not hold the same stems (e.g. {missing[0]}); re-run `mmif prepare`")
+        raise ImageError(
+            f"{d}: ir/ and vis/ do not hold the same stems (e.g. {missing[0]}); re-run `mmif prepare`"
+        )
     masks = list_images(d / "masks") if (d / "masks").is_dir() else {}
     sal = list_images(d / "salient") if (d / "salient").is_dir() else {}
     lab_dir = d / "labels"

@@ -116,7 +116,9 @@ def generate(cfg: SyntheticConfig) -> Iterator[Scene]:
             yield render_scene(rng, cfg, split, stem, night)
 
 
-def render_scene(rng: np.random.Generator, cfg: SyntheticConfig, split: str, stem: str, night: bool) -> Scene:
+def render_scene(
+    rng: np.random.Generator, cfg: SyntheticConfig, split: str, stem: str, night: bool
+) -> Scene:
     W, H = cfg.width, cfg.height
     horizon = int(H * rng.uniform(0.33, 0.42))
     vp_x = W * rng.uniform(0.4, 0.6)  # vanishing point
@@ -141,7 +143,9 @@ def render_scene(rng: np.random.Generator, cfg: SyntheticConfig, split: str, ste
         for wy in np.arange(horizon - bh + 4, horizon - 4, 8):
             for wx in np.arange(x + 3, x + bw - 4, 7):
                 lit = rng.random() < 0.3
-                dv.rectangle([wx, wy, wx + 3, wy + 4], fill=(230, 210, 140) if lit else (60, 70, 80))
+                dv.rectangle(
+                    [wx, wy, wx + 3, wy + 4], fill=(230, 210, 140) if lit else (60, 70, 80)
+                )
         x += bw + rng.uniform(0, 10)
 
     # Ground: sidewalk everywhere, road trapezoid on top; curbs along the road edges.
@@ -152,7 +156,9 @@ def render_scene(rng: np.random.Generator, cfg: SyntheticConfig, split: str, ste
     asphalt = int(rng.uniform(70, 95))
     road = [(vp_x - 2, horizon), (vp_x + 2, horizon), (road_r, H), (road_l, H)]
     dv.polygon(road, fill=(asphalt, asphalt, asphalt + 3))
-    di.polygon(road, fill=ground_t + int(rng.uniform(-3, 3)))  # asphalt and paving: same temperature
+    di.polygon(
+        road, fill=ground_t + int(rng.uniform(-3, 3))
+    )  # asphalt and paving: same temperature
     curb_w = max(2.0, 0.025 * W)
     for edge_x in (road_l, road_r):
         poly = _strip(vp_x, horizon, edge_x, H, curb_w)
@@ -172,7 +178,11 @@ def render_scene(rng: np.random.Generator, cfg: SyntheticConfig, split: str, ste
         for _ in range(int(rng.integers(0, 3))):
             yb = rng.uniform(horizon + 0.15 * (H - horizon), H)
             s = (yb - horizon) / (H - horizon)
-            edge = road_l + (vp_x - road_l) * (1 - s) if side < 0 else road_r + (vp_x - road_r) * (1 - s)
+            edge = (
+                road_l + (vp_x - road_l) * (1 - s)
+                if side < 0
+                else road_r + (vp_x - road_r) * (1 - s)
+            )
             xb = edge + side * (6 + 20 * s)
             hgt = 25 + 0.9 * H * s
             dv.line([xb, yb, xb, yb - hgt], fill=(70, 70, 75), width=max(1, int(2 * s + 1)))
@@ -190,11 +200,24 @@ def render_scene(rng: np.random.Generator, cfg: SyntheticConfig, split: str, ste
     ds = ImageDraw.Draw(salient)
     headlights = []
     for obj in objects:
-        box = {"person": _person, "car": _car, "bicycle": _bicycle}[obj.kind](rng, obj, dv, di, dm, ds, night, headlights)
-        x0, y0, x1, y1 = max(0.0, box[0]), max(0.0, box[1]), min(float(W), box[2]), min(float(H), box[3])
+        box = {"person": _person, "car": _car, "bicycle": _bicycle}[obj.kind](
+            rng, obj, dv, di, dm, ds, night, headlights
+        )
+        x0, y0, x1, y1 = (
+            max(0.0, box[0]),
+            max(0.0, box[1]),
+            min(float(W), box[2]),
+            min(float(H), box[3]),
+        )
         if x1 - x0 >= 3 and y1 - y0 >= 3:
             boxes.append(
-                (DET_CLASSES.index(obj.kind), (x0 + x1) / 2 / W, (y0 + y1) / 2 / H, (x1 - x0) / W, (y1 - y0) / H)
+                (
+                    DET_CLASSES.index(obj.kind),
+                    (x0 + x1) / 2 / W,
+                    (y0 + y1) / 2 / H,
+                    (x1 - x0) / W,
+                    (y1 - y0) / H,
+                )
             )
 
     vis_a = np.asarray(vis, dtype=np.float32)
@@ -207,8 +230,12 @@ def render_scene(rng: np.random.Generator, cfg: SyntheticConfig, split: str, ste
         vis_a *= rng.uniform(0.07, 0.11)
         light = np.zeros((H, W), np.float32)
         for lx, ly, hgt in lamps:  # small pools of lamp light on the ground and glare at the head
-            light += 0.8 * np.exp(-(((xx - lx) / (0.3 * hgt + 6)) ** 2 + ((yy - ly - hgt) / (0.12 * hgt + 4)) ** 2))
-            light += 2.0 * np.exp(-(((xx - lx) ** 2 + (yy - ly) ** 2) / (2 * (1.5 + 0.05 * hgt) ** 2)))
+            light += 0.8 * np.exp(
+                -(((xx - lx) / (0.3 * hgt + 6)) ** 2 + ((yy - ly - hgt) / (0.12 * hgt + 4)) ** 2)
+            )
+            light += 2.0 * np.exp(
+                -(((xx - lx) ** 2 + (yy - ly) ** 2) / (2 * (1.5 + 0.05 * hgt) ** 2))
+            )
         for hx, hy, hr in headlights:
             light += 2.0 * np.exp(-(((xx - hx) ** 2 + (yy - hy) ** 2) / (2 * (0.7 * hr) ** 2)))
         vis_a = vis_a * (1 + 2.0 * light[..., None]) + 150 * np.clip(light, 0, 1.2)[..., None] ** 2
@@ -216,13 +243,17 @@ def render_scene(rng: np.random.Generator, cfg: SyntheticConfig, split: str, ste
     else:
         if rng.random() < 0.3:  # sun glare
             gx, gy = rng.uniform(0, W), rng.uniform(0, horizon)
-            vis_a += 90 * np.exp(-(((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * (0.15 * W) ** 2)))[..., None]
+            vis_a += (
+                90 * np.exp(-(((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * (0.15 * W) ** 2)))[..., None]
+            )
         vis_a += rng.normal(0, 2.5, vis_a.shape).astype(np.float32)
     # Infrared: a warmer road by day, thermal blur, fixed-pattern and temporal noise.
     if not night:
         ir_a += 12 * (yy > horizon)
     ir_a = gaussian_filter(ir_a, 1.1)
-    ir_a += rng.normal(0, 1.2, (1, W)).astype(np.float32) + rng.normal(0, 2.0, (H, W)).astype(np.float32)
+    ir_a += rng.normal(0, 1.2, (1, W)).astype(np.float32) + rng.normal(0, 2.0, (H, W)).astype(
+        np.float32
+    )
 
     return Scene(
         split=split,
@@ -236,9 +267,16 @@ def render_scene(rng: np.random.Generator, cfg: SyntheticConfig, split: str, ste
     )
 
 
-def _strip(vp_x: float, top: float, bottom_x: float, bottom: float, width: float) -> list[tuple[float, float]]:
+def _strip(
+    vp_x: float, top: float, bottom_x: float, bottom: float, width: float
+) -> list[tuple[float, float]]:
     """A band along the line from the vanishing point to (bottom_x, bottom), widening with depth."""
-    return [(vp_x - 0.3, top), (vp_x + 0.3, top), (bottom_x + width, bottom), (bottom_x - width, bottom)]
+    return [
+        (vp_x - 0.3, top),
+        (vp_x + 0.3, top),
+        (bottom_x + width, bottom),
+        (bottom_x - width, bottom),
+    ]
 
 
 def _dashes(dv, dm, vp_x, top, bottom_x, bottom, width, phase) -> None:
@@ -316,14 +354,27 @@ def _car(rng, o: _Object, dv, di, dm, ds, night, headlights):
     body_t = int(rng.uniform(120, 150)) if not night else int(rng.uniform(105, 125))
     wheel_r = 0.16 * h
     x0, x1 = x - w / 2, x + w / 2
-    cabin = [(x0 + 0.2 * w, y - 0.55 * h), (x0 + 0.3 * w, y - h), (x1 - 0.25 * w, y - h), (x1 - 0.12 * w, y - 0.55 * h)]
+    cabin = [
+        (x0 + 0.2 * w, y - 0.55 * h),
+        (x0 + 0.3 * w, y - h),
+        (x1 - 0.25 * w, y - h),
+        (x1 - 0.12 * w, y - 0.55 * h),
+    ]
     lower = [x0, y - 0.6 * h, x1, y - wheel_r]
-    for draw_fn, xy in ((ImageDraw.ImageDraw.polygon, cabin), (ImageDraw.ImageDraw.rectangle, lower)):
+    for draw_fn, xy in (
+        (ImageDraw.ImageDraw.polygon, cabin),
+        (ImageDraw.ImageDraw.rectangle, lower),
+    ):
         draw_fn(dv, xy, fill=body)
         draw_fn(di, xy, fill=body_t)
         draw_fn(dm, xy, fill=SEG_ID["car"])
         draw_fn(ds, xy, fill=255)
-    glass = [(x0 + 0.25 * w, y - 0.6 * h), (x0 + 0.32 * w, y - 0.92 * h), (x1 - 0.28 * w, y - 0.92 * h), (x1 - 0.17 * w, y - 0.6 * h)]
+    glass = [
+        (x0 + 0.25 * w, y - 0.6 * h),
+        (x0 + 0.32 * w, y - 0.92 * h),
+        (x1 - 0.28 * w, y - 0.92 * h),
+        (x1 - 0.17 * w, y - 0.6 * h),
+    ]
     dv.polygon(glass, fill=(40, 50, 60))
     di.polygon(glass, fill=body_t - 30)  # glass reflects the cold sky
     for wx in (x0 + 0.22 * w, x1 - 0.22 * w):
@@ -347,7 +398,14 @@ def _bicycle(rng, o: _Object, dv, di, dm, ds, night, headlights):
     frame = tuple(int(c) for c in rng.uniform(10, 60, 3))
     c1, c2 = (x - w / 2 + r, y - r), (x + w / 2 - r, y - r)
     seat, bar = (x - 0.1 * w, y - 0.95 * h), (x + 0.22 * w, y - h)
-    segments = [(c1, seat), (seat, (x, y - r)), ((x, y - r), c1), ((x, y - r), c2), (c2, bar), (seat, bar)]
+    segments = [
+        (c1, seat),
+        (seat, (x, y - r)),
+        ((x, y - r), c1),
+        ((x, y - r), c2),
+        (c2, bar),
+        (seat, bar),
+    ]
     for a, b in segments:
         dv.line([a, b], fill=frame, width=width)
         dm.line([a, b], fill=SEG_ID["bicycle"], width=width)
@@ -368,7 +426,9 @@ def write_synthetic(cfg: SyntheticConfig, out_dir: Path, progress: bool = True) 
     def samples() -> Iterator[Sample]:
         for scene in generate(cfg):
             night["n"] += scene.night
-            yield Sample(scene.split, scene.stem, scene.ir, scene.vis, scene.boxes, scene.mask, scene.salient)
+            yield Sample(
+                scene.split, scene.stem, scene.ir, scene.vis, scene.boxes, scene.mask, scene.salient
+            )
 
     manifest = Manifest(
         name="synthetic",

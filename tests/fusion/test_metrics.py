@@ -493,10 +493,13 @@ def test_float32_and_float64_inputs_agree():
         torch.testing.assert_close(a[name], b[name], equal_nan=True, msg=name)
 
 
-def test_ms_ssim_is_nan_below_its_minimum_size(caplog):
+def test_multiscale_metrics_are_nan_below_their_minimum_size(caplog):
     ir, vis, fused = _triple(1, 64, 200, seed=10)
     assert math.isnan(float(compute_metrics(ir, vis, fused, names=["MS_SSIM"])["MS_SSIM"]))
     assert "MS_SSIM needs images" in caplog.text
+    small = compute_metrics(ir[..., :14, :30], vis[..., :14, :30], fused[..., :14, :30])
+    assert math.isnan(float(small["VIF"])) and "VIF needs images" in caplog.text
+    assert not math.isnan(float(small["SSIM"]))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -600,16 +603,21 @@ def test_evaluate_folders_pairs_by_stem(tmp_path, caplog):
     ir_dir, vis_dir, fused_dir, images = _write_folder_case(tmp_path)
     write_image(fused_dir / "orphan.png", images["s1"][2])
     names = ["EN", "MI", "SSIM", "Qabf", "FMI_pixel"]
-    table = evaluate_folders(ir_dir, vis_dir, fused_dir, names=names, progress=False, batch_size=4)
+    table = evaluate_folders(
+        ir_dir, vis_dir, fused_dir, names=names, progress=False, batch_size=4, device="auto"
+    )
     assert list(table["name"]) == ["s1", "s2", "s3", "mean"]
     assert "orphan.png" in caplog.text
     for i, stem in enumerate(["s1", "s2", "s3"]):
         a, b, f = images[stem]
-        tensor = lambda x: (
-            torch.from_numpy(x / 255.0)[None, None]
-            if x.ndim == 2
-            else torch.from_numpy(x.transpose(2, 0, 1) / 255.0)[None]
-        )  # noqa: E731
+
+        def tensor(x):
+            return (
+                torch.from_numpy(x / 255.0)[None, None]
+                if x.ndim == 2
+                else torch.from_numpy(x.transpose(2, 0, 1) / 255.0)[None]
+            )  # noqa: E731
+
         want = compute_metrics(tensor(a), tensor(b), tensor(f), names=names)
         for name in names:
             assert table[name].iloc[i] == pytest.approx(float(want[name]), rel=1e-6), (stem, name)

@@ -30,7 +30,7 @@ def test_labels_are_consistent():
     for s in _scenes():
         assert s.mask.shape == s.ir.shape == s.vis.shape[:2]
         assert set(np.unique(s.mask)) <= set(range(len(SEG_CLASSES)))
-        for cls, cx, cy, w, h in s.boxes:
+        for cls, cx, _cy, w, h in s.boxes:
             assert 0 <= cls < len(DET_CLASSES)
             assert 0 < w <= 1 and 0 < h <= 1
             assert 0 <= cx - w / 2 + 1e-6 and cx + w / 2 <= 1 + 1e-6
@@ -49,7 +49,7 @@ def test_modalities_see_complementary_things():
     lane_ir, lane_vis, person_ir, person_vis_night, person_vis_day = [], [], [], [], []
     for s in scenes:
         grey = s.vis.astype(np.float64).mean(axis=2)
-        road = (s.mask == 0)
+        road = s.mask == 0
         lane = s.mask == SEG_ID["lane_marking"]
         if lane.sum() > 20:
             lane_ir.append(_contrast(s.ir.astype(float), lane, road))

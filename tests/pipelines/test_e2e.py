@@ -37,17 +37,30 @@ def _tiny_params() -> dict:
     for key in ("detect", "segment", "report"):
         params[key] = {**(params.get(key) or {}), **TINY[key]}
     coconet = params["fusion"]["coconet"]
-    coconet.update({"stage1": {"epochs": 1, "batch_size": 4, "lr": 1e-4}, "stage2": {"epochs": 1, "batch_size": 4, "lr": 1e-5}, "patches_per_image": 2})
+    coconet.update(
+        {
+            "stage1": {"epochs": 1, "batch_size": 4, "lr": 1e-4},
+            "stage2": {"epochs": 1, "batch_size": 4, "lr": 1e-5},
+            "patches_per_image": 2,
+        }
+    )
     return params
 
 
 def _run(cmd: list[str], cwd: Path) -> str:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update(DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", YOLO_OFFLINE="1", YOLO_CONFIG_DIR=str(cwd / ".cache" / "ultralytics"))
+    env.update(
+        DVC_NO_ANALYTICS="1",
+        HF_HUB_OFFLINE="1",
+        YOLO_OFFLINE="1",
+        YOLO_CONFIG_DIR=str(cwd / ".cache" / "ultralytics"),
+    )
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc.stdout + proc.stderr
 
 
@@ -55,7 +68,13 @@ def _run(cmd: list[str], cwd: Path) -> str:
 def workspace(tmp_path_factory) -> Path:
     """A git clone-like copy of the tracked files with the tiny params, after one `dvc repro`."""
     root = tmp_path_factory.mktemp("e2e") / "repo"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for f in files:
         src = REPO / f
         if src.is_file():
@@ -74,8 +93,16 @@ def test_every_stage_wrote_its_outputs(workspace):
         fm = json.loads((workspace / "results" / "fusion_metrics" / f"{method}.json").read_text())
         assert {"EN", "SD", "SF", "MI", "SSIM"} <= set(fm)
         for seed in TINY["seeds"]:  # matrix expansion: method x seed
-            det = json.loads((workspace / "results" / "detect" / method / f"seed_{seed}" / "metrics.json").read_text())
-            seg = json.loads((workspace / "results" / "segment" / method / f"seed_{seed}" / "metrics.json").read_text())
+            det = json.loads(
+                (
+                    workspace / "results" / "detect" / method / f"seed_{seed}" / "metrics.json"
+                ).read_text()
+            )
+            seg = json.loads(
+                (
+                    workspace / "results" / "segment" / method / f"seed_{seed}" / "metrics.json"
+                ).read_text()
+            )
             assert 0.0 <= det["mAP50"] <= 1.0 and det["seed"] == seed
             assert 0.0 <= seg["mIoU"] <= 1.0 and seg["seed"] == seed
     assert (workspace / "models" / "coconet" / "coconet.pt").exists()
@@ -86,7 +113,7 @@ def test_every_stage_wrote_its_outputs(workspace):
 
 def test_metrics_show_lists_every_method(workspace):
     out = _run(["dvc", "metrics", "show", "--json"], workspace)
-    text = json.dumps(json.loads(out[out.index("{"):]))
+    text = json.dumps(json.loads(out[out.index("{") :]))
     for method in TINY["methods"]:
         assert f"results/fusion_metrics/{method}.json" in text
         assert f"results/detect/{method}/seed_0/metrics.json" in text
@@ -96,12 +123,12 @@ def test_metrics_show_lists_every_method(workspace):
 
 def test_second_repro_does_nothing_and_param_change_is_local(workspace):
     status = _run(["dvc", "status", "--json"], workspace)
-    assert json.loads(status[status.index("{"):]) == {}
+    assert json.loads(status[status.index("{") :]) == {}
     params = yaml.safe_load((workspace / "params.yaml").read_text())
     params["fusion"]["weighted"]["weight_ir"] = 0.8
     (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = _run(["dvc", "status", "--json"], workspace)
-    stale = set(json.loads(status[status.index("{"):]))
+    stale = set(json.loads(status[status.index("{") :]))
     assert stale, "changing fusion.weighted should make its stages stale"
     assert all("weighted" in s or s.endswith("report") for s in stale), stale
     assert any(s.startswith("fuse@weighted") or "fuse@weighted" in s for s in stale)
