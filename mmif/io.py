@@ -108,7 +108,10 @@ def rgb_to_grey_uint8(arr: np.ndarray) -> np.ndarray:
 
 def to_tensor(arr: np.ndarray) -> torch.Tensor:
     """uint8 H x W (x 3) -> float32 1 x C x H x W in [0, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
+    arr = np.ascontiguousarray(arr)
+    if not arr.flags.writeable:  # torch.from_numpy warns on read-only buffers
+        arr = arr.copy()
+    t = torch.from_numpy(arr).float().div_(255.0)
     if t.ndim == 2:
         t = t[None]
     else:

@@ -78,9 +78,7 @@ def run(args: argparse.Namespace) -> int:
         "%s (%s): %s", fused_dir, convention, ", ".join(f"{k}={v:.4g}" for k, v in means.items())
     )
     if args.json:
-        clean = {
-            k: (None if isinstance(v, float) and math.isnan(v) else float(v))
-            for k, v in means.items()
-        }
+        # JSON has no NaN/Infinity (e.g. PSNR of an image with itself): write null
+        clean = {k: (float(v) if math.isfinite(float(v)) else None) for k, v in means.items()}
         write_json(args.json, {"convention": convention, "n_images": int(len(table) - 1), **clean})
     return 0

@@ -16,6 +16,8 @@ class SegmentConfig:
 
     arch: segmentation_models_pytorch architecture name ("Unet", "FPN", "DeepLabV3Plus", ...).
     encoder: smp encoder name; "resnet18" is light and needs nothing from the network.
+    decoder_channels: decoder widths, deepest first, for architectures that take them (Unet,
+        UnetPlusPlus: one per encoder stage, e.g. [128, 64, 32, 16, 8]); None keeps smp's default.
     encoder_weights: path of a local encoder state dict (.pt/.pth/.safetensors, e.g. torchvision's
         resnet18 ImageNet weights). None trains from scratch. A path that does not exist logs a
         warning and trains from scratch; metrics.json records `pretrained` either way. Weights are
@@ -37,6 +39,7 @@ class SegmentConfig:
     arch: str = "Unet"
     encoder: str = "resnet18"
     encoder_weights: str | None = None
+    decoder_channels: list[int] | None = None
     epochs: int = 30
     batch_size: int = 8
     lr: float = 1e-3
@@ -64,6 +67,12 @@ class SegmentConfig:
         if self.encoder not in encoders and not self.encoder.startswith("tu-"):
             raise ValueError(
                 f"encoder: unknown encoder {self.encoder!r}; e.g. resnet18, resnet34, mobilenet_v2"
+            )
+        if self.decoder_channels is not None and (
+            not self.decoder_channels or any(int(c) < 1 for c in self.decoder_channels)
+        ):
+            raise ValueError(
+                f"decoder_channels: a list of positive widths (or null), got {self.decoder_channels}"
             )
         if self.epochs < 1:
             raise ValueError(f"epochs: must be at least 1, got {self.epochs}")

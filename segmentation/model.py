@@ -52,9 +52,23 @@ def build_model(cfg: SegmentConfig, n_classes: int) -> tuple[SegmentationNet, bo
     import segmentation_models_pytorch as smp
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # in case segmentation/__init__ was bypassed
-    net = smp.create_model(
-        cfg.arch, encoder_name=cfg.encoder, encoder_weights=None, in_channels=3, classes=n_classes
-    )
+    extra = {}
+    if cfg.decoder_channels is not None:
+        extra["decoder_channels"] = [int(c) for c in cfg.decoder_channels]
+    try:
+        net = smp.create_model(
+            cfg.arch,
+            encoder_name=cfg.encoder,
+            encoder_weights=None,
+            in_channels=3,
+            classes=n_classes,
+            **extra,
+        )
+    except TypeError as exc:
+        raise ValueError(
+            f"segment.decoder_channels: {cfg.arch} does not take decoder_channels as a list of "
+            f"widths ({exc}); set it to null"
+        ) from exc
     pretrained = False
     if cfg.encoder_weights:
         path = Path(cfg.encoder_weights)

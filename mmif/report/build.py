@@ -24,6 +24,7 @@ import pandas as pd
 from mmif.data.layout import Manifest
 from mmif.io import atomic_dir, write_text
 from mmif.report import plots
+from mmif.report.conditions import detection_by_condition, segmentation_by_condition
 from mmif.report.config import ReportConfig
 from mmif.report.document import (
     Bullets,
@@ -115,6 +116,8 @@ def _assemble(
     scores = {t: headline_scores(t, runs[t]) for t in summaries}
     sig = significance(runs, cfg)
     notes += sig.notes
+    if summaries:
+        _write_plot_data(summaries, methods, out / "plot_data")
 
     # --- about -----------------------------------------------------------------------------
     about = doc.section("About this run")
@@ -187,6 +190,18 @@ def _assemble(
                 Table(cap, pc, _files("tables", write_table(pc, tables, f"{task}_per_class", cap)))
             )
             _add(sec, plots.plot_per_class(pc, task, PER_CLASS_KEY[task], figs))
+        by_cond = (
+            detection_by_condition(runs[task], methods, cfg.max_dets)
+            if task == "detect"
+            else segmentation_by_condition(runs[task], methods)
+        )
+        if not by_cond.empty:
+            cap = (
+                f"{task}: per-class {PER_CLASS_KEY[task]} by capture condition (day / night from the "
+                "image names), recomputed from the saved per-image results, mean over seeds"
+            )
+            name = f"{task}_per_condition"
+            sec.add(Table(cap, by_cond, _files("tables", write_table(by_cond, tables, name, cap))))
 
     if summaries:
         sec = doc.section("Task scores at a glance")
@@ -474,6 +489,24 @@ def _summary(
         out["methods"][m] = entry
     out["gain_marks"] = {b: GAIN_MARKS[i % len(GAIN_MARKS)] for i, b in enumerate(cfg.baselines)}
     return out
+
+
+def _write_plot_data(summaries: dict[str, pd.DataFrame], methods: list[str], folder: Path) -> None:
+    """One row per method, one column per task score (mean and std over seeds).
+
+    A flat table that `dvc plots` can draw and compare between experiments (dvc.yaml `plots:`).
+    """
+    rows = []
+    for m in methods:
+        row: dict[str, Any] = {"method": m}
+        for task, summary in summaries.items():
+            for _, r in summary[summary["method"] == m].iterrows():
+                row[f"{task}_{r['score']}"] = r["mean"]
+                row[f"{task}_{r['score']}_std"] = r["std"]
+        rows.append(row)
+    write_text(
+        folder / "task_scores.csv", pd.DataFrame(rows).to_csv(index=False, float_format="%.6g")
+    )
 
 
 def _first_found(key: str, *sources: Any) -> Any:
