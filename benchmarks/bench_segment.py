@@ -1,8 +1,8 @@
 """Seconds per training epoch of the segmentation stage at the default size, on CPU and GPU.
 
 Builds a synthetic prepared dataset (default size of `SyntheticConfig`, 256 x 192) in a temporary
-folder, then times `segmentation.train.train_epoch` with the default `SegmentConfig` (Unet /
-resnet18) after one warm-up epoch, and one evaluation pass over the test images.
+folder, then times `segmentation.train.train_epoch` with params.yaml's `segment:`
+settings after one warm-up epoch, and one evaluation pass over the test images.
 
     .venv/bin/python benchmarks/bench_segment.py                   # defaults: 32 images, 2 epochs
     .venv/bin/python benchmarks/bench_segment.py --n-train 96 --epochs 3 --devices cuda
@@ -108,6 +108,19 @@ def bench(device: str, data_root: Path, fused_root: Path, cfg: SegmentConfig, ep
     )
 
 
+def pipeline_config(batch_size: int | None) -> SegmentConfig:
+    """params.yaml's `segment:` section (what `dvc repro` trains), batch size optionally replaced."""
+    import dataclasses
+
+    import yaml
+
+    from mmif.config import section
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    cfg = section(params, "segment", SegmentConfig)
+    return cfg if batch_size is None else dataclasses.replace(cfg, batch_size=batch_size)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -118,14 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-train", type=int, default=32, help="training images per epoch")
     p.add_argument("--n-test", type=int, default=8)
     p.add_argument("--epochs", type=int, default=2, help="timed epochs (after one warm-up epoch)")
-    p.add_argument("--batch-size", type=int, default=SegmentConfig.batch_size)
+    p.add_argument("--batch-size", type=int, default=None, help="default: params.yaml's")
     p.add_argument(
         "--devices", nargs="+", default=None, help="default: cpu, and cuda when available"
     )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    cfg = SegmentConfig(batch_size=args.batch_size)
+    cfg = pipeline_config(args.batch_size)
     print(
         f"segmentation benchmark: {cfg.arch}/{cfg.encoder}, {args.width}x{args.height}, "
         f"{args.n_train} train images, batch {cfg.batch_size}, torch {torch.__version__}"

@@ -1,8 +1,8 @@
 """Seconds per training epoch of the downstream tasks at the default size.
 
-Renders the default synthetic dataset (params.yaml `synthetic:` defaults: 256 x 192, 96 train /
+Renders a synthetic dataset (`SyntheticConfig` defaults: 256 x 192, 96 train /
 16 val / 32 test pairs) in a temporary folder, uses the visible images as the fused ones and
-trains the detector with the `DetectConfig` defaults for a few epochs on CUDA when available
+trains the detector with params.yaml's `detect:` settings for a few epochs on CUDA when available
 (else CPU). Prints the seconds of each epoch (training plus its validation, from ultralytics'
 results.csv) and their median. Run it on a quiet machine:
 
@@ -44,12 +44,24 @@ def synthetic_task_data(root: Path, cfg: SyntheticConfig) -> tuple[Path, Path]:
     return data, fused
 
 
-def detection_epoch_seconds(data: Path, fused: Path, epochs: int, device: str) -> list[float]:
-    """Train the default detector; the wall-clock seconds of each epoch (with its validation)."""
+def pipeline_config(device: str, epochs: int) -> DetectConfig:
+    """params.yaml's `detect:` section (what `dvc repro` trains), with epochs and device replaced."""
+    import dataclasses
+
+    import yaml
+
+    from mmif.config import section
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    cfg = section(params, "detect", DetectConfig)
+    return dataclasses.replace(cfg, epochs=epochs, device=device, keep_run=True)
+
+
+def detection_epoch_seconds(data: Path, fused: Path, cfg: DetectConfig) -> list[float]:
+    """Train the pipeline's detector; the wall-clock seconds of each epoch (with its validation)."""
     from detection.offline import cache_root
     from detection.train import train_and_evaluate
 
-    cfg = DetectConfig(epochs=epochs, device=device, keep_run=True)
     before = set((cache_root() / "detect").glob(f"{fused.name}-seed0-*"))
     out = data.parent / "out_detect"
     train_and_evaluate(fused, data, out, cfg, seed=0)
@@ -85,10 +97,10 @@ def main() -> int:
             f"data: {synth.width}x{synth.height}, {synth.n_train}/{synth.n_val}/{synth.n_test} pairs "
             f"({time.perf_counter() - start:.1f} s to render)"
         )
-        seconds = detection_epoch_seconds(data, fused, args.epochs, args.device)
+        cfg = pipeline_config(args.device, args.epochs)
+        seconds = detection_epoch_seconds(data, fused, cfg)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    cfg = DetectConfig()
     print(
         f"detection ({cfg.model}, imgsz {cfg.imgsz}, batch {cfg.batch}, device {device}): "
         f"epochs {', '.join(f'{s:.2f}' for s in seconds)} s; median {statistics.median(seconds):.2f} s/epoch"

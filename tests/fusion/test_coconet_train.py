@@ -21,9 +21,11 @@ from fusion.coconet.train import (
     sample_patches,
     train_coconet,
 )
+from fusion.metrics import compute_metrics
+from fusion.registry import create_method
 from mmif.data.layout import Manifest
 from mmif.data.synthetic import DET_CLASSES, SyntheticConfig, generate
-from mmif.io import write_image, write_text
+from mmif.io import to_tensor, write_image, write_text
 
 
 def build_prepared(root: Path, n_train: int = 4, width: int = 64, height: int = 48) -> Path:
@@ -152,6 +154,23 @@ def test_short_training_lowers_the_loss_and_writes_outputs(prepared: Path, tmp_p
     assert final["vgg_pretrained"] is False and final["config"]["stage1"]["epochs"] == 4
     ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert (ckpt["stage"], ckpt["epoch"]) == (2, 1) and "optimizer" in ckpt
+
+    # the trained network fuses unseen scenes better than the untrained one (same architecture)
+    scenes = list(
+        generate(SyntheticConfig(width=64, height=48, n_train=3, n_val=0, n_test=0, seed=11))
+    )
+    ir = torch.cat([to_tensor(s.ir) for s in scenes])
+    vis = torch.cat([to_tensor(s.vis) for s in scenes]).mean(1, keepdim=True)
+    names = ["SSIM", "Qabf", "PSNR"]
+    scores = {}
+    for label, w in (("trained", weights), ("untrained", None)):
+        method = create_method("coconet", {}, weights=w, device="cpu")
+        fused = method.fuse(ir, vis)
+        scores[label] = {
+            k: float(v.mean()) for k, v in compute_metrics(ir, vis, fused, names).items()
+        }
+    for k in names:
+        assert scores["trained"][k] > scores["untrained"][k], (k, scores)
 
 
 def test_resume_continues_from_the_last_finished_epoch(

@@ -54,3 +54,20 @@ def test_foreign_weights_are_rejected(tmp_path):
     torch.save({"a.weight": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="another network"):
         build_model(SegmentConfig(encoder_weights=str(tmp_path / "other.pt")), n_classes=3)
+
+
+def test_decoder_channels_narrow_the_decoder():
+    wide, _ = build_model(SegmentConfig(encoder="mobilenet_v2"), n_classes=4)
+    narrow, _ = build_model(
+        SegmentConfig(encoder="mobilenet_v2", decoder_channels=[64, 32, 16, 16, 8]), n_classes=4
+    )
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(narrow) < count(wide)
+    assert narrow(torch.rand(1, 3, 50, 70)).shape == (1, 4, 50, 70)
+
+
+def test_decoder_channels_must_be_positive():
+    from mmif.config import ConfigError, section
+
+    with pytest.raises(ConfigError, match="decoder_channels"):
+        section({"segment": {"decoder_channels": [64, 0]}}, "segment", SegmentConfig)
