@@ -111,3 +111,20 @@ def test_chromium_reports_an_external_image(check, tmp_path):
         check.main([str(page), "--screenshot", str(tmp_path / "s.png"), "--window-size", "400,300"])
         == 1
     )
+
+
+def test_page_requests_leave_out_the_browsers_own_traffic(check):
+    log = {
+        "constants": {"logEventTypes": {"URL_REQUEST_START_JOB": 7, "OTHER": 8}},
+        "events": [
+            {
+                "type": 7,
+                "params": {"url": "https://update.googleapis.com/x", "initiator": "not an origin"},
+            },
+            {"type": 7, "params": {"url": "https://cdn.example.com/vega.js", "initiator": "null"}},
+            {"type": 7, "params": {"url": "file:///tmp/report.html", "initiator": "null"}},
+            {"type": 8, "params": {"url": "https://elsewhere.example.org/", "initiator": "null"}},
+        ],
+    }
+    assert check.page_requests(log) == ["https://cdn.example.com/vega.js"]
+    assert "https://update.googleapis.com/x" in check.external_requests(log)
