@@ -27,8 +27,8 @@ setup: $(STAMP)
 
 repro: $(STAMP)
 	dvc repro $(ARGS)
-	@echo; dvc metrics show --precision 4 | head -n 60
-	@echo; echo "Report: results/report/report.html (and report.md)"
+	@echo; python scripts/print_summary.py
+	@echo; echo "Report: results/report/report.html (and report.md); every number: dvc metrics show"
 
 test: $(STAMP)
 	bash scripts/run_tests.sh $(ARGS)
