@@ -132,3 +132,17 @@ def test_second_repro_does_nothing_and_param_change_is_local(workspace):
     assert stale, "changing fusion.weighted should make its stages stale"
     assert all("weighted" in s or s.endswith("report") for s in stale), stale
     assert any(s.startswith("fuse@weighted") or "fuse@weighted" in s for s in stale)
+
+
+def test_dvc_plots_definitions_resolve(workspace):
+    # `dvc plots show --json` renders nothing (no vega from a CDN) and names each plot's data
+    out = _run(["dvc", "plots", "show", "--json"], workspace)
+    data = json.loads(out[out.index("{") :])["data"]
+    for plot_id, n_min in (
+        ("detect_mAP50_per_method", len(TINY["methods"])),
+        ("segment_mIoU_per_method", len(TINY["methods"])),
+        ("coconet_training_loss", 1),
+    ):
+        assert plot_id in data, sorted(data)
+        values = data[plot_id][0]["content"]["data"]["values"]
+        assert len(values) >= n_min, (plot_id, values)
