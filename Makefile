@@ -15,7 +15,7 @@ export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
-.PHONY: repro test setup lint clean-results
+.PHONY: repro test setup dvc-local lint clean-results
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -23,14 +23,20 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) dvc-local
 
-repro: $(STAMP)
+# DVC's site cache (state and index databases) inside the repository. An absolute path, in the
+# untracked .dvc/config.local: `dvc exp run --queue/--temp` copies that file into its temporary
+# workspaces, where a relative path would point nowhere.
+dvc-local: $(STAMP)
+	@dvc config --local core.site_cache_dir "$(CURDIR)/.dvc/site_cache"
+
+repro: $(STAMP) dvc-local
 	dvc repro $(ARGS)
 	@echo; python scripts/print_summary.py
 	@echo; echo "Report: results/report/report.html (and report.md); every number: dvc metrics show"
 
-test: $(STAMP)
+test: $(STAMP) dvc-local
 	bash scripts/run_tests.sh $(ARGS)
 
 lint: $(STAMP)
