@@ -7,6 +7,8 @@ changing one method's parameter makes only that method's stages (and the report)
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -119,6 +121,26 @@ def test_metrics_show_lists_every_method(workspace):
         assert f"results/detect/{method}/seed_0/metrics.json" in text
         assert f"results/segment/{method}/seed_1/metrics.json" in text
     assert "mAP50" in text and "mIoU" in text
+
+
+def test_experiment_keeps_metrics_and_plots(workspace):
+    # `dvc exp run` commits dvc.lock to an experiment ref; metrics and plots live in the DVC
+    # cache (results/ is not in git), so `dvc exp show` and `dvc plots diff` can read them back
+    # --temp: in a temporary copy, as queued experiments run; the workspace stays as it is
+    _run(
+        ["dvc", "exp", "run", "--temp", "-n", "boot20", "-S", "report.bootstrap_samples=20"],
+        workspace,
+    )
+    table = _run(["dvc", "exp", "show", "--csv"], workspace)
+    rows = list(csv.DictReader(io.StringIO(table[table.index("Experiment") :])))
+    row = next(r for r in rows if r["Experiment"] == "boot20")
+    map_cols = [c for c in row if c.endswith("mAP50") and "detect" in c]
+    assert map_cols, list(row)
+    assert all(row[c] not in ("", "!") for c in map_cols), {c: row[c] for c in map_cols}
+    out = _run(["dvc", "plots", "diff", "boot20", "--json"], workspace)
+    doc = json.JSONDecoder().raw_decode(out[out.index("{") :])[0]
+    assert not [e for e in doc.get("errors", []) if "curves.csv" in e.get("name", "")]
+    assert any("curves.csv" in k for k in doc["data"])
 
 
 def test_second_repro_does_nothing_and_param_change_is_local(workspace):
