@@ -45,6 +45,9 @@ class DetectConfig:
     conf, iou, max_det: confidence threshold, NMS IoU and maximum detections per image for the
         test evaluation and predictions.json (a low conf keeps the whole precision-recall curve).
     deterministic: deterministic algorithms (with the seed, reruns give the same metrics on CPU).
+    jobs: seeds of one method trained at once by `mmif detect`, each in its own process with an
+        equal share of the CPU cores: "auto" (every seed at once on the CPU, where one YOLO run
+        keeps about one core busy; one at a time on CUDA) or a number (1 = one after another).
     keep_run: keep ultralytics' run folder (weights, results.csv) in .cache/detect/runs instead
         of deleting it after the outputs are written.
     """
@@ -81,6 +84,7 @@ class DetectConfig:
     max_det: int = 300
     deterministic: bool = True
     keep_run: bool = False
+    jobs: int | str = "auto"
 
     @property
     def pretrained(self) -> bool:
@@ -118,6 +122,12 @@ class DetectConfig:
             )
         if self.workers < 0:
             raise ValueError(f"workers: must be >= 0, got {self.workers}")
+        if self.jobs != "auto" and (
+            isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1
+        ):
+            raise ValueError(
+                f"jobs: expected auto or a positive number of processes, got {self.jobs!r}"
+            )
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer: {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if not self.lr0 > 0:

@@ -156,7 +156,26 @@ def import_ultralytics() -> ModuleType:
     if changes:
         SETTINGS.update(changes)
     patch_amp_check()
+    _limit_threads()
     return ultralytics
+
+
+#: set by `mmif detect` for its seed worker processes: torch threads each may use
+THREADS_ENV = "MMIF_TORCH_THREADS"
+
+
+def _limit_threads() -> None:
+    """Make ultralytics' CPU training keep to a worker process's share of the cores.
+
+    ultralytics resets torch's thread count to (cores - 1) when it selects a CPU device, which
+    would oversubscribe the machine when several seeds train side by side.
+    """
+    value = os.environ.get(THREADS_ENV)
+    if not value:
+        return
+    from ultralytics.utils import torch_utils
+
+    torch_utils.NUM_THREADS = max(1, int(value))
 
 
 def offline_check_amp(model) -> bool:  # noqa: ANN001 (an ultralytics model)

@@ -5,20 +5,41 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from mmif.config import ConfigError
 from mmif.data.layout import Manifest
 from mmif.io import write_bytes, write_text
 from pipelines.common import add_params_argument, write_json
+from pipelines.seed_runs import plan_jobs, run_in_workers
+from pipelines.seed_summary import SCORES, summarise_seeds
 
 log = logging.getLogger(__name__)
 
 
 def add_task_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", required=True, help="fusion method whose fused images are used")
-    p.add_argument("--seed", type=int, required=True, help="training seed")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="S",
+        help="training seeds (default: `seeds` in params.yaml); each writes OUT/seed_S/",
+    )
+    seeds.add_argument("--seed", type=int, help="a single training seed (same as --seeds S)")
+    p.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=None,
+        help="seeds trained at once in worker processes: auto or a count "
+        "(default: the section's `jobs` in params.yaml; auto = all seeds at once on CPU, "
+        "one at a time on CUDA)",
+    )
     p.add_argument(
         "--data",
         type=Path,
@@ -28,9 +49,109 @@ def add_task_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fused", type=Path, required=True, help="the method's fused images (data/fused/NAME)"
     )
-    p.add_argument("--out", type=Path, required=True, help="output folder for this method and seed")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder of this method (results/TASK/NAME); seed S goes to OUT/seed_S/",
+    )
+    p.add_argument(
+        "--summary",
+        type=Path,
+        default=None,
+        metavar="FILE.json",
+        help="also write the scores' mean and std over the seeds here (the DVC metrics file)",
+    )
+    p.add_argument(
+        "--curves",
+        type=Path,
+        default=None,
+        metavar="FILE.csv",
+        help="also write the training curves averaged over the seeds here (the DVC plots file)",
+    )
     p.add_argument("--device", default=None, help="override params: cpu, cuda, 0,1 ...")
     add_params_argument(p)
+
+
+def _jobs(text: str) -> str | int:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected auto or a positive count, got {text!r}")
+    return value
+
+
+def task_seeds(args: argparse.Namespace, params: dict[str, Any]) -> list[int]:
+    """--seeds / --seed, else `seeds` of params.yaml, without repeats."""
+    if args.seed is not None:
+        return [args.seed]
+    if args.seeds:
+        return list(dict.fromkeys(args.seeds))
+    seeds = params.get("seeds")
+    if seeds is None:
+        raise ConfigError(
+            "params.yaml: no `seeds` list; add e.g. `seeds: [0, 1, 2]` or pass --seeds"
+        )
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if not (
+        isinstance(seeds, list)
+        and seeds
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
+        raise ConfigError(
+            f"params.yaml:seeds: expected a non-empty list of integers, got {seeds!r}"
+        )
+    return list(dict.fromkeys(seeds))
+
+
+def run_task(
+    task: str,
+    args: argparse.Namespace,
+    params: dict[str, Any],
+    jobs: int | str,
+    on_cuda: bool,
+    outputs: dict[str, str],
+    train_one: Callable[[int, Path], None],
+) -> int:
+    """Train and evaluate `task` on one method for every seed, then write the seed summary.
+
+    train_one(seed, seed_out_dir) runs one seed in this process; with several seeds on the CPU
+    they run in parallel worker processes instead (see pipelines.seed_runs).
+    """
+    seeds = task_seeds(args, params)
+    out = Path(args.out)
+    needs = "det" if task == "detect" else "seg"
+    reason = skip_reason(args.data, args.fused, needs)
+    if reason:
+        for seed in seeds:
+            write_skipped(out / f"seed_{seed}", outputs, reason, args.method, seed)
+    else:
+        plan = plan_jobs(args.jobs or jobs, len(seeds), on_cuda)
+        if plan.parallel:
+            run_in_workers(task, args, seeds, plan)
+        else:
+            for seed in seeds:
+                train_one(seed, out / f"seed_{seed}")
+    if args.summary is not None:
+        doc = summarise_seeds(task, args.method, out, seeds, args.summary, args.curves)
+        headline = SCORES[task][0][0]
+        if headline in doc:
+            std = doc.get(f"{headline}_std")
+            log.info(
+                "%s %s: %s %.4f%s over seeds %s",
+                task,
+                args.method,
+                headline,
+                doc[headline],
+                f" +- {std:.4f}" if std is not None else "",
+                ", ".join(map(str, seeds)),
+            )
+    return 0
 
 
 def skip_reason(data: Path, fused: Path, needs: str) -> str | None:

@@ -34,6 +34,9 @@ class SegmentConfig:
     amp: mixed precision (float16 autocast); used on CUDA only, ignored on CPU.
     device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
     num_workers: DataLoader worker processes (0 loads in the main process).
+    jobs: seeds of one method trained at once by `mmif segment`, each in its own process with an
+        equal share of the CPU cores: "auto" (every seed at once on the CPU, one at a time on
+        CUDA) or a number (1 = one after another in one process).
     """
 
     arch: str = "Unet"
@@ -53,6 +56,7 @@ class SegmentConfig:
     amp: bool = True
     device: str = "auto"
     num_workers: int = 0
+    jobs: int | str = "auto"
 
     def validate(self) -> None:
         """Raise ValueError naming the key of the first invalid value."""
@@ -96,6 +100,12 @@ class SegmentConfig:
             raise ValueError(f"device: {self.device!r} is not one of auto, cpu, cuda, cuda:N")
         if self.num_workers < 0:
             raise ValueError(f"num_workers: must be >= 0, got {self.num_workers}")
+        if self.jobs != "auto" and (
+            isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1
+        ):
+            raise ValueError(
+                f"jobs: expected auto or a positive number of processes, got {self.jobs!r}"
+            )
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

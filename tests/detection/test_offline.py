@@ -116,3 +116,19 @@ def test_settings_file_keeps_other_keys(tmp_path, monkeypatch) -> None:
     settings = json.loads((config / "settings.json").read_text())
     assert settings["uuid"] == "abc" and settings["dvc"] is False
     assert os.environ["YOLO_CONFIG_DIR"] == str(tmp_path / "ultralytics")
+
+
+def test_worker_thread_share_reaches_ultralytics(monkeypatch) -> None:
+    # ultralytics resets torch's threads to (cores - 1) on CPU; a seed worker keeps its share
+    from detection import offline
+
+    offline.import_ultralytics()
+    from ultralytics.utils import torch_utils
+
+    monkeypatch.setattr(torch_utils, "NUM_THREADS", 99)
+    monkeypatch.delenv(offline.THREADS_ENV, raising=False)
+    offline._limit_threads()
+    assert torch_utils.NUM_THREADS == 99  # not a worker: ultralytics' own choice stands
+    monkeypatch.setenv(offline.THREADS_ENV, "1")
+    offline._limit_threads()
+    assert torch_utils.NUM_THREADS == 1

@@ -1,7 +1,8 @@
 """End-to-end: `dvc repro` through every stage on a tiny profile, in a copy of the repository.
 
 Checks the whole chain runs offline, `dvc metrics show` lists every method's fusion metrics,
-mAP50 and mIoU, the method x seed matrix expands, a second `dvc repro` does nothing, and
+mAP50 and mIoU, every seed of every method is trained (the tiny profile's two seeds in parallel
+worker processes, as on any CPU), a second `dvc repro` does nothing, and
 changing one method's parameter makes only that method's stages (and the report) stale.
 """
 
@@ -49,6 +50,12 @@ def _tiny_params() -> dict:
     return params
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _run(cmd: list[str], cwd: Path) -> str:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -94,7 +101,19 @@ def test_every_stage_wrote_its_outputs(workspace):
     for method in TINY["methods"]:
         fm = json.loads((workspace / "results" / "fusion_metrics" / f"{method}.json").read_text())
         assert {"EN", "SD", "SF", "MI", "SSIM"} <= set(fm)
-        for seed in TINY["seeds"]:  # matrix expansion: method x seed
+        for task, score in (("detect", "mAP50"), ("segment", "mIoU")):
+            summary = json.loads(
+                (workspace / "results" / "scores" / task / f"{method}.json").read_text()
+            )
+            assert summary["seeds"] == TINY["seeds"]
+            per_seed = [summary["per_seed"][str(s)][score] for s in TINY["seeds"]]
+            assert summary[score] == pytest.approx(sum(per_seed) / len(per_seed))
+            # on the CPU both seeds ran in worker processes, each with its log
+            for seed in TINY["seeds"] if not _cuda_available() else []:
+                assert (
+                    workspace / "results" / task / method / "logs" / f"seed_{seed}.log"
+                ).exists()
+        for seed in TINY["seeds"]:  # every method x seed
             det = json.loads(
                 (
                     workspace / "results" / "detect" / method / f"seed_{seed}" / "metrics.json"
@@ -118,8 +137,8 @@ def test_metrics_show_lists_every_method(workspace):
     text = json.dumps(json.loads(out[out.index("{") :]))
     for method in TINY["methods"]:
         assert f"results/fusion_metrics/{method}.json" in text
-        assert f"results/detect/{method}/seed_0/metrics.json" in text
-        assert f"results/segment/{method}/seed_1/metrics.json" in text
+        assert f"results/scores/detect/{method}.json" in text
+        assert f"results/scores/segment/{method}.json" in text
     assert "mAP50" in text and "mIoU" in text
 
 
