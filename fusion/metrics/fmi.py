@@ -24,15 +24,26 @@ Here the windows' grey levels are integers, which makes everything exact and che
 - sum(min(cdfS_j, cdfF_k)) over all 81 pairs, needed for theta, equals the sum over the
   staircase of overlap * (9 - i) * (9 - j).
 All steps are elementwise over windows (the last dimensions), in cache-sized chunks, so they
-vectorise on CPU and GPU alike; float32 keeps the reference port's precision (about 1e-7).
+vectorise on CPU and GPU alike; float32 keeps the reference port's precision (about 1e-7 on
+the mean; single sparse windows can be off by up to about 1e-4).
+
+`fmi_maps` runs CPU tensors through the numba kernel of `fusion.metrics.fmi_cpu` (the same
+algorithm window by window, in float64, about ten times faster on CPU) and other devices
+through the torch path here (`fmi_maps_torch`), which also serves as a cross-check. Without
+numba, CPU tensors take the torch path too (with a warning).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Literal, NamedTuple
 
 import torch
+
+log = logging.getLogger(__name__)
 
 WINDOW = 3
 BINS = WINDOW * WINDOW
@@ -47,7 +58,8 @@ class _Marginals(NamedTuple):
     """Per-window distribution of one image's 3x3 grey levels; windows along the last dimension.
 
     u = value - window minimum (all ones for a flat window), an integer 0..255 per bin; the
-    window's pdf is u / total and its CDF cum / total.
+    window's pdf is u / total and its CDF cum / total. Float fields have the windows' dtype
+    (float32, or float64 for cross-checks).
     """
 
     u: torch.Tensor  # 9 x M float32
@@ -60,11 +72,11 @@ class _Marginals(NamedTuple):
     cdf_sum: torch.Tensor  # M float32, sum of the 9 CDF values
 
 
-def windows(x: torch.Tensor) -> torch.Tensor:
-    """B x 1 x H x W grey levels -> 9 x (B * (H-2) * (W-2)) float32 window values, column-major."""
+def windows(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """B x 1 x H x W grey levels -> 9 x (B * (H-2) * (W-2)) window values, column-major."""
     b, _, h, w = x.shape
     oh, ow = h - WINDOW + 1, w - WINDOW + 1
-    x = x.to(torch.float32)
+    x = x.to(dtype)
     views = [x[:, 0, di : di + oh, dj : dj + ow] for dj in range(WINDOW) for di in range(WINDOW)]
     return torch.stack(views).reshape(BINS, b * oh * ow)
 
@@ -93,8 +105,11 @@ def marginals(v: torch.Tensor, weights: torch.Tensor) -> _Marginals:
     sums = (weights @ u.reshape(BINS, -1).to(torch.float64)).to(v.dtype).view(4, *v.shape[1:])
     mean, mean_sq, cdf_sum, total = sums
     mean, mean_sq, cdf_sum = mean / total, mean_sq / total, cdf_sum / total
-    # sum(p log2 p) = sum(u log2 u) / total - log2(total)
-    entropy = torch.log2(total) - (u * u.clamp_min(1.0).log2_()).sum(0) / total
+    # -sum(p log2 p) = (total log2 total - sum(u log2 u)) / total, exactly 0 for one nonzero bin
+    # (the same product is subtracted), which two-valued windows such as (13, 0, ..., 0) need:
+    # there both entropies are 0 and the window counts as a perfect match
+    u_log_u = (u * u.clamp_min(1.0).log2_()).sum(0)
+    entropy = (total * torch.log2(total) - u_log_u) / total
     return _Marginals(
         u=u,
         u_int=u_int,
@@ -134,7 +149,8 @@ def pair_fmi(src: _Marginals, fus: _Marginals) -> torch.Tensor:
     # every breakpoint ends one cell of the staircase (the coupling's support): the F breakpoint
     # k with r S breakpoints below it ends cell (k, r) (ties: F first), and conversely.
     # numF_k - numS_j is an integer (exact in float32), so clamping it to [0, 1] gives [S_j < F_k]
-    below = (num_f[:, None].to(torch.float32) - num_s[None].to(torch.float32)).clamp_(0.0, 1.0)
+    dtype = src.u.dtype
+    below = (num_f[:, None].to(dtype) - num_s[None].to(dtype)).clamp_(0.0, 1.0)
     rank_f = below.sum(1)  # S breakpoints below F_k (<= 8: S_8 is the maximum)
     rank_s = BINS - below.sum(0)  # F breakpoints at or below S_j
     # keys pack a breakpoint with its bin's u, so one gather brings both; F gets a padding bin
@@ -150,14 +166,14 @@ def pair_fmi(src: _Marginals, fus: _Marginals) -> torch.Tensor:
     start_f = torch.maximum(num_f - fus.u_int * tot_s, (other_s >> 8) - u_other_s * tot_f)
     start_s = torch.maximum(num_s - u_s * tot_f, (other_f >> 8) - u_other_f * tot_s)
     cells = (2 * BINS, *shape)
-    overlap = torch.empty(cells, dtype=torch.float32, device=num_f.device)
+    overlap = torch.empty(cells, dtype=dtype, device=num_f.device)
     torch.sub(num_f, start_f, out=overlap[:BINS])
     torch.sub(num_s, start_s, out=overlap[BINS:])
     u_prod = torch.empty_like(overlap)
     torch.mul(fus.u_int, u_other_s, out=u_prod[:BINS])
     torch.mul(u_s, u_other_f, out=u_prod[BINS:])
     # sum over the 81 CDF pairs of min(cdfS_j, cdfF_k) = sum over cells of overlap * (9 - i)(9 - j)
-    left = torch.arange(BINS, 0, -1, dtype=torch.float32, device=num_f.device).view(
+    left = torch.arange(BINS, 0, -1, dtype=dtype, device=num_f.device).view(
         BINS, *([1] * len(shape))
     )
     weight = torch.empty_like(overlap)
@@ -193,10 +209,15 @@ def pair_fmi(src: _Marginals, fus: _Marginals) -> torch.Tensor:
     return torch.where(both > 0, nfmi, torch.ones_like(nfmi))
 
 
-def fmi_maps(
-    a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, chunk: int | None = None
+def fmi_maps_torch(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    f: torch.Tensor,
+    chunk: int | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Per-window (FMI_AF + FMI_BF) / 2 of B x 1 x H x W grey levels -> B x (H-2) x (W-2).
+    """Per-window (FMI_AF + FMI_BF) / 2 of B x 1 x H x W grey levels -> B x (H-2) x (W-2), in
+    torch on the inputs' device (dtype: float32, as the reference port, or float64).
 
     Windows are processed `chunk` at a time, both sources in one pass (sources stacked along a
     pair dimension that the fused image's distributions broadcast over).
@@ -204,9 +225,9 @@ def fmi_maps(
     bsz, _, h, w = f.shape
     if chunk is None:
         chunk = CHUNK if f.device.type == "cpu" else CUDA_CHUNK
-    wa, wb, wf = windows(a), windows(b), windows(f)
+    wa, wb, wf = windows(a, dtype), windows(b, dtype), windows(f, dtype)
     total = wf.shape[1]
-    out = torch.empty(total, dtype=torch.float32, device=f.device)
+    out = torch.empty(total, dtype=dtype, device=f.device)
     weights = _bin_weights(f.device)
     for start in range(0, total, chunk):
         stop = min(start + chunk, total)
@@ -214,3 +235,44 @@ def fmi_maps(
         sources = marginals(torch.stack([wa[:, start:stop], wb[:, start:stop]], dim=1), weights)
         torch.mean(pair_fmi(sources, fused), dim=0, out=out[start:stop])
     return out.view(bsz, h - WINDOW + 1, w - WINDOW + 1)
+
+
+@functools.cache
+def _numba_maps() -> Callable[..., torch.Tensor] | None:
+    """The numba kernel's entry point, or None (with a warning, once) if numba is missing."""
+    try:
+        from fusion.metrics.fmi_cpu import fmi_maps_cpu
+    except ImportError as err:
+        log.warning(
+            "FMI_pixel on CPU falls back to the torch path, about ten times slower: "
+            "numba cannot be imported (%s); install it with `pip install numba`",
+            err,
+        )
+        return None
+    return fmi_maps_cpu
+
+
+def fmi_maps(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    f: torch.Tensor,
+    chunk: int | None = None,
+    backend: Literal["auto", "numba", "torch"] = "auto",
+) -> torch.Tensor:
+    """Per-window (FMI_AF + FMI_BF) / 2 of B x 1 x H x W grey levels -> B x (H-2) x (W-2) float32.
+
+    backend "auto": the numba kernel for CPU tensors when numba is available, the torch path
+    otherwise (always on GPUs); "numba" or "torch" forces one. chunk: windows per step of the
+    torch path.
+    """
+    if backend not in ("auto", "numba", "torch"):
+        raise ValueError(f"unknown FMI backend '{backend}'; use auto, numba or torch")
+    if backend != "torch" and f.device.type == "cpu":
+        numba_maps = _numba_maps()
+        if numba_maps is not None:
+            return numba_maps(a, b, f)
+        if backend == "numba":
+            raise RuntimeError("the numba FMI backend needs numba: pip install numba")
+    elif backend == "numba":
+        raise ValueError(f"the numba FMI backend runs on CPU tensors only, got {f.device}")
+    return fmi_maps_torch(a, b, f, chunk)

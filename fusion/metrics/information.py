@@ -1,7 +1,8 @@
 """Information-theoretic metrics: EN and MI from 256-bin histograms of grey levels, and FMI_pixel.
 
 Histograms are built with one `torch.bincount` per batch (each image's bins offset by its index),
-so a whole batch costs one pass over the pixels. FMI's window machinery lives in
+so a whole batch costs one pass over the pixels; the joint (fused, source) counts also give the
+pixel statistics of `fusion.metrics.statistics`. FMI's window machinery lives in
 `fusion.metrics.fmi`.
 """
 
@@ -11,51 +12,70 @@ import math
 
 import torch
 
+from fusion.metrics.filters import scratch
 from fusion.metrics.fmi import fmi_maps
 from fusion.metrics.inputs import Convention, Triple, check_convention, per_pair_sum
 
 LEVELS = 256
 
 
-def _histograms(x: torch.Tensor) -> torch.Tensor:
-    """N x 1 x H x W grey levels -> N x 256 pixel counts (float64)."""
-    n = x.shape[0]
-    idx = x.flatten(1).long() + LEVELS * torch.arange(n, device=x.device)[:, None]
-    return torch.bincount(idx.flatten(), minlength=n * LEVELS).view(n, LEVELS).to(torch.float64)
+def _levels_int(t: Triple) -> torch.Tensor:
+    """3B x (H * W) int32 grey levels (ir, vis, fused), for histogram indices."""
+    return t.cached("levels_int32", lambda: t.levels32().flatten(1).to(torch.int32))
 
 
-def _joint_histograms(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Two N x 1 x H x W grey-level stacks -> N x 256 x 256 joint counts (rows x, columns y)."""
-    n = x.shape[0]
-    offset = LEVELS * LEVELS * torch.arange(n, device=x.device)[:, None]
-    idx = x.flatten(1).long() * LEVELS + y.flatten(1).long() + offset
-    counts = torch.bincount(idx.flatten(), minlength=n * LEVELS * LEVELS)
-    return counts.view(n, LEVELS, LEVELS).to(torch.float64)
+def _bincount(idx: torch.Tensor, n: int, bins: int) -> torch.Tensor:
+    """n x (any) int indices, row i already offset by i * bins -> n x bins float64 counts."""
+    return torch.bincount(idx.flatten(), minlength=n * bins).view(n, bins).to(torch.float64)
 
 
-def _plogp(p: torch.Tensor) -> torch.Tensor:
-    """p * ln(p) with 0 ln 0 = 0."""
-    return torch.where(
-        p > 0, p * torch.log(torch.where(p > 0, p, torch.ones_like(p))), torch.zeros_like(p)
-    )
+def joint_counts(t: Triple) -> torch.Tensor:
+    """2B x 256 x 256 joint counts of (fused level, source level): (F, ir) pairs, then (F, vis).
+
+    One `bincount` for the whole batch (each pair's bins offset by its index). MI, EN and the
+    pixel statistics (SD, CC, MSE, PSNR) are all functions of these counts.
+    """
+
+    def compute() -> torch.Tensor:
+        bsz = t.batch_size
+        lv = _levels_int(t)
+        n = 2 * bsz
+        offset = LEVELS * LEVELS * torch.arange(n, dtype=torch.int32, device=lv.device)
+        idx = scratch("joint_counts.idx", (2, bsz, lv.shape[1]), torch.int32, lv.device)
+        torch.add(lv[: 2 * bsz].view(2, bsz, -1), lv[2 * bsz :], alpha=LEVELS, out=idx)
+        idx += offset.view(2, bsz, 1)
+        return _bincount(idx, n, LEVELS * LEVELS).view(n, LEVELS, LEVELS)
+
+    return t.cached("joint_counts", compute)
+
+
+def fused_counts(t: Triple) -> torch.Tensor:
+    """B x 256 grey-level counts of the fused images."""
+    return t.cached("fused_counts", lambda: joint_counts(t)[: t.batch_size].sum(2))
+
+
+def level_values(like: torch.Tensor, n: int = LEVELS, start: float = 0.0) -> torch.Tensor:
+    """start, start + 1, ..., float64 on like's device."""
+    return torch.arange(n, dtype=torch.float64, device=like.device) + start
+
+
+def _plogp_sum(p: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """sum of p * ln(p) over dims, with 0 ln 0 = 0."""
+    return torch.xlogy(p, p).sum(dim=dims)
 
 
 def _en(t: Triple) -> torch.Tensor:
-    h = _histograms(t.fused)
+    h = fused_counts(t)
     p = h / h.sum(dim=1, keepdim=True)
-    return -_plogp(p).sum(dim=1) / math.log(2.0)
+    return -_plogp_sum(p, (1,)) / math.log(2.0)
 
 
 def _mi(t: Triple, convention: Convention = "cddfuse") -> torch.Tensor:
     check_convention(convention)
-    joint = _joint_histograms(t.fused_twice(), t.sources())
+    joint = joint_counts(t)
     p = joint / joint.sum(dim=(1, 2), keepdim=True)
     # MI = H(X) + H(Y) - H(X, Y), in nats
-    mi = (
-        _plogp(p).sum(dim=(1, 2))
-        - _plogp(p.sum(dim=2)).sum(dim=1)
-        - _plogp(p.sum(dim=1)).sum(dim=1)
-    )
+    mi = _plogp_sum(p, (1, 2)) - _plogp_sum(p.sum(dim=2), (1,)) - _plogp_sum(p.sum(dim=1), (1,))
     mi = mi.clamp_min(0.0)  # rounding can push an MI of independent images just below zero
     if convention == "standard":
         mi = mi / math.log(2.0)

@@ -61,9 +61,9 @@ def compute_on_triple(
 ) -> dict[str, torch.Tensor]:
     """Metrics of a prepared `Triple`: name -> (B,) float64 tensor on the triple's device."""
     check_convention(convention)
-    return {
-        name: _REGISTRY[name](triple, convention).to(torch.float64) for name in resolve_names(names)
-    }
+    names = resolve_names(names)
+    triple.requested, triple.convention = frozenset(names), convention
+    return {name: _REGISTRY[name](triple, convention).to(torch.float64) for name in names}
 
 
 @torch.inference_mode()
