@@ -1,7 +1,8 @@
 """`mmif detect`: train and evaluate a YOLO detector on one method's fused images, per seed.
 
-For every seed (`seeds` of params.yaml, or --seeds), writes to OUT/seed_S/: metrics.json (mAP50, mAP50-95, precision, recall, per-class AP and a torchmetrics
-cross-check), predictions.json (per test image, for the report's bootstrap) and curves.csv.
+For every seed (`seeds` of params.yaml, or --seeds), writes to OUT/seed_S/: metrics.json
+(mAP50, mAP50-95, precision, recall, per-class AP and a torchmetrics cross-check),
+predictions.json (per test image, for the report's bootstrap) and curves.csv.
 Datasets without detection labels (e.g. medical pairs) are skipped with a note in metrics.json.
 On the CPU the seeds train side by side in worker processes (`detect.jobs`); --summary and
 --curves add the mean and std over seeds (DVC metrics) and the mean training curves (DVC plots).

@@ -1,9 +1,10 @@
 """`mmif segment`: train and evaluate a segmentation-models-pytorch model on one method's fused
 images, per seed.
 
-For every seed (`seeds` of params.yaml, or --seeds), writes to OUT/seed_S/: metrics.json (mIoU, per-class IoU, pixel accuracy), confusion.npz (per-image confusion
-counts, for the report's bootstrap) and curves.csv. Datasets without masks are skipped with a
-note in metrics.json. On the CPU the seeds train side by side in worker processes
+For every seed (`seeds` of params.yaml, or --seeds), writes to OUT/seed_S/: metrics.json
+(mIoU, per-class IoU, pixel accuracy), confusion.npz (per-image confusion counts, for the
+report's bootstrap) and curves.csv. Datasets without masks are skipped with a note in
+metrics.json. On the CPU the seeds train side by side in worker processes
 (`segment.jobs`); --summary and --curves add the mean and std over seeds (DVC metrics) and the
 mean training curves (DVC plots).
 """
