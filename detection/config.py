@@ -154,11 +154,14 @@ class DetectConfig:
 
 
 def ultralytics_device(device: str) -> str:
-    """Translate `DetectConfig.device` to ultralytics' notation ("cpu", "0", "0,1")."""
-    import torch
+    """Translate `DetectConfig.device` to ultralytics' notation ("cpu", "0", "0,1").
+
+    Every CUDA index goes through the project's one device check (`mmif.runtime.resolve_device`).
+    """
+    from mmif.runtime import resolve_device
 
     if device == "auto":
-        return "0" if torch.cuda.is_available() else "cpu"
+        return "0" if resolve_device("auto").type == "cuda" else "cpu"
     if device == "cpu":
         return "cpu"
     index = (
@@ -166,8 +169,6 @@ def ultralytics_device(device: str) -> str:
         if device.startswith("cuda:")
         else ("0" if device == "cuda" else device)
     )
-    if not torch.cuda.is_available():
-        raise RuntimeError(
-            f"detect.device is {device!r} but CUDA is not available; set it to cpu or auto"
-        )
+    for i in index.split(","):
+        resolve_device(f"cuda:{i}", "detect.device")
     return index

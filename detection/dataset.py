@@ -23,7 +23,9 @@ from pathlib import Path
 
 import yaml
 
+from mmif.data.annotations import parse_yolo_line
 from mmif.data.layout import Manifest, list_pairs
+from mmif.errors import InputError
 from mmif.io import ImageError, list_images, write_text
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 YOLO_SPLITS = ("train", "val", "test")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """The fused images or the labels cannot form a detection dataset; the message says why."""
 
 
@@ -68,16 +70,12 @@ def read_yolo_labels(path: Path, n_classes: int) -> list[tuple[int, float, float
     for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
         if not line.strip():
             continue
-        parts = line.split()
         try:
-            if len(parts) != 5:
-                raise ValueError("expected 5 values")
-            cls = int(parts[0])
-            cx, cy, w, h = (float(v) for v in parts[1:])
+            cls, cx, cy, w, h = parse_yolo_line(line)
         except ValueError as exc:
             raise DatasetError(
-                f"{path}:{number}: not a YOLO box 'cls cx cy w h' ({exc}); fix or re-run `mmif prepare`"
-            ) from exc
+                f"{path}:{number}: {exc}; fix the line or re-run `mmif prepare`"
+            ) from None
         if not 0 <= cls < n_classes:
             raise DatasetError(
                 f"{path}:{number}: class {cls} outside 0..{n_classes - 1} (manifest det_classes)"

@@ -13,8 +13,8 @@ import io
 import json
 import logging
 import math
+import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,9 @@ from detection.config import DetectConfig, ultralytics_device
 from detection.dataset import YoloDataset, build_yolo_dataset, read_yolo_labels
 from detection.evaluate import coco_map, round_record, summarise_det_metrics, yolo_to_pixel_boxes
 from detection.offline import cache_root
-from mmif.io import write_text
+from mmif.config import ConfigError
+from mmif.errors import DeviceError, MissingInputError
+from mmif.io import make_temp_dir, write_text
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +76,8 @@ def train_and_evaluate(
         cfg.imgsz,
         device,
     )
-    scratch_parent = cache_root() / "detect"
-    scratch_parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{method}-seed{seed}-", dir=scratch_parent))
+    # removed at the end; one left by a killed run is removed by the next run (mmif.io)
+    work = make_temp_dir(cache_root() / "detect", f"{method}-seed{seed}")
     try:
         ds = build_yolo_dataset(fused_root, data_root, work / "data")
         start = time.perf_counter()
@@ -123,8 +124,10 @@ def train_and_evaluate(
         ultra = summarise_det_metrics(det_metrics, ds.class_names)
         tm = coco_map(records, ds.class_names, max_det=cfg.max_det)
     finally:
-        if cfg.keep_run:
-            log.info("ultralytics run folder kept: %s", work)
+        if cfg.keep_run:  # renamed: a temporary name would be reclaimed by the next run
+            kept = work.with_name(work.name.lstrip(".").replace(".tmp-", ".run-", 1))
+            os.replace(work, kept)
+            log.info("ultralytics run folder kept: %s", kept)
         else:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -174,7 +177,7 @@ def _load_model(cfg: DetectConfig):
     if cfg.pretrained:
         path = Path(cfg.model)
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"detect.model: weights file {path} not found (nothing is downloaded); put it there or "
                 "use an architecture yaml such as yolov8n.yaml to train from scratch"
             )
@@ -182,7 +185,7 @@ def _load_model(cfg: DetectConfig):
     try:
         return YOLO(cfg.model)
     except FileNotFoundError as exc:
-        raise FileNotFoundError(
+        raise ConfigError(
             f"detect.model: {cfg.model!r} is neither a local yaml file nor an ultralytics architecture "
             "(e.g. yolov8n.yaml, yolov8s.yaml, yolo11n.yaml)"
         ) from exc
@@ -216,7 +219,7 @@ def _check_ddp_possible() -> None:
     try:
         import cloudpickle  # noqa: F401
     except ImportError as exc:
-        raise RuntimeError(
+        raise DeviceError(
             "detect.device names several GPUs: ultralytics' multi-GPU (DDP) training needs the cloudpickle "
             "package, which it would otherwise pip-install at run time; install cloudpickle or use one GPU"
         ) from exc

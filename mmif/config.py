@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from mmif.errors import InputError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """params.yaml (or a section of it) is invalid; the message names the key."""
 
 

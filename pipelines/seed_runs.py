@@ -23,12 +23,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
+from mmif.errors import UserError
+from mmif.logging_utils import progress_bar
 
 log = logging.getLogger(__name__)
 
 #: lines of a failed worker's log repeated in the error
 LOG_TAIL = 40
+
+
+class WorkerFailed(UserError, RuntimeError):
+    """A seed worker exited with an error. The message holds its log's tail, which shows the
+    worker's own one-line error or traceback; the parent's traceback would add nothing."""
 
 
 def available_cpus() -> int:
@@ -69,8 +75,11 @@ def plan_jobs(jobs: int | str, n_seeds: int, on_cuda: bool, cpus: int | None = N
     return JobPlan(processes, max(1, cpus // processes))
 
 
-def worker_command(task: str, args: argparse.Namespace, seed: int) -> list[str]:
-    """The `mmif` command line that trains one seed of `args.method` into `args.out`.
+def worker_command(
+    task: str, args: argparse.Namespace, seed: int, out: Path | None = None
+) -> list[str]:
+    """The `mmif` command line that trains one seed of `args.method` into `out` (default
+    `args.out`): a folder the parent owns, written into directly (`--seed-worker`).
 
     The worker imports the parent's own copy of the code (not whatever `mmif` the working
     directory or the path would find first).
@@ -83,8 +92,9 @@ def worker_command(task: str, args: argparse.Namespace, seed: int) -> list[str]:
     if getattr(args, "verbose", False):
         cmd.append("--verbose")
     cmd += ["--method", args.method, "--seeds", str(seed), "--jobs", "1"]
-    cmd += ["--data", str(args.data), "--fused", str(args.fused), "--out", str(args.out)]
-    cmd += ["--params", str(args.params)]
+    out = args.out if out is None else out
+    cmd += ["--data", str(args.data), "--fused", str(args.fused), "--out", str(out)]
+    cmd += ["--params", str(args.params), "--seed-worker"]
     if args.device:
         cmd += ["--device", args.device]
     return cmd
@@ -100,20 +110,28 @@ def _tail(path: Path, n: int = LOG_TAIL) -> str:
 
 
 def run_in_workers(
-    task: str, args: argparse.Namespace, seeds: Sequence[int], plan: JobPlan
+    task: str,
+    args: argparse.Namespace,
+    seeds: Sequence[int],
+    plan: JobPlan,
+    out: Path | None = None,
+    logs: Path | None = None,
 ) -> None:
     """Train every seed in its own `mmif` process, `plan.processes` at a time.
 
-    Raises RuntimeError naming the seed and its log (with the log's tail) when a worker fails;
-    the other workers are stopped.
+    Seed S goes to `out/seed_S/` (default `args.out`), its console output to `logs/seed_S.log`
+    (default `out/logs`). Raises WorkerFailed (a RuntimeError) naming the seed and its log
+    (with the log's tail) when a worker fails; the other workers are stopped.
     """
-    out = Path(args.out)
-    logs = out / "logs"
+    out = Path(args.out if out is None else out)
+    logs = Path(out / "logs" if logs is None else logs)
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     threads = str(plan.threads)
     # torch reads OMP_NUM_THREADS at import; detection.offline passes the count on to ultralytics
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, MMIF_TORCH_THREADS=threads)
+    # ultralytics loads a local detect.model .pt with weights_only=True (README, security)
+    env["ULTRALYTICS_SAFE_LOAD"] = "1"
     log.info(
         "%s %s: %d seeds in %d parallel processes, %d torch thread(s) each; logs in %s",
         task,
@@ -125,7 +143,7 @@ def run_in_workers(
     )
     pending = list(seeds)
     running: dict[int, tuple[subprocess.Popen, Path, float, object]] = {}
-    bar = tqdm(total=len(seeds), desc=f"{task} {args.method} seeds", unit="seed")
+    bar = progress_bar(total=len(seeds), desc=f"{task} {args.method} seeds", unit="seed")
     try:
         while pending or running:
             while pending and len(running) < plan.processes:
@@ -133,7 +151,7 @@ def run_in_workers(
                 log_path = logs / f"seed_{seed}.log"
                 handle = log_path.open("w")
                 proc = subprocess.Popen(
-                    worker_command(task, args, seed),
+                    worker_command(task, args, seed, out),
                     stdout=handle,
                     stderr=subprocess.STDOUT,
                     env=env,
@@ -147,7 +165,7 @@ def run_in_workers(
                 handle.close()
                 del running[seed]
                 if code != 0:
-                    raise RuntimeError(
+                    raise WorkerFailed(
                         f"{task} {args.method} seed {seed} failed (exit code {code}); "
                         f"its log is {log_path}, last lines:\n{_tail(log_path)}"
                     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,16 @@ import numpy as np
 
 from mmif.config import ConfigError
 from mmif.data.layout import Manifest
-from mmif.io import write_bytes, write_text
-from pipelines.common import add_params_argument, write_json
+from mmif.io import (
+    atomic_dir,
+    check_output_dir,
+    check_output_file,
+    exclusive,
+    work_dir_for,
+    write_bytes,
+    write_text,
+)
+from pipelines.common import add_overwrite_argument, add_params_argument, write_json
 from pipelines.seed_runs import plan_jobs, run_in_workers
 from pipelines.seed_summary import SCORES, summarise_seeds
 
@@ -70,6 +79,9 @@ def add_task_arguments(p: argparse.ArgumentParser) -> None:
         help="also write the training curves averaged over the seeds here (the DVC plots file)",
     )
     p.add_argument("--device", default=None, help="override params: cpu, cuda, 0,1 ...")
+    # internal: a seed worker of a parallel run writes straight into the parent's temporary --out
+    p.add_argument("--seed-worker", action="store_true", help=argparse.SUPPRESS)
+    add_overwrite_argument(p)
     add_params_argument(p)
 
 
@@ -122,21 +134,41 @@ def run_task(
 
     train_one(seed, seed_out_dir) runs one seed in this process; with several seeds on the CPU
     they run in parallel worker processes instead (see pipelines.seed_runs).
+    The output folder is built under a temporary name and replaces `args.out` only when every
+    seed finished (`mmif.io.atomic_dir`); worker logs are kept in the output's work folder
+    (`mmif.io.work_dir_for`), where a failed run leaves them, and copied into `<out>/logs/`.
     """
     seeds = task_seeds(args, params)
     out = Path(args.out)
+    if getattr(args, "seed_worker", False):  # the parent owns --out (its temporary folder)
+        for seed in seeds:
+            train_one(seed, out / f"seed_{seed}")
+        return 0
+    inputs = [args.data, args.fused]
+    check_output_dir(out, inputs, args.overwrite)
+    for path in (args.summary, args.curves):
+        if path is not None:
+            check_output_file(path, [*inputs, out])
     needs = "det" if task == "detect" else "seg"
     reason = skip_reason(args.data, args.fused, needs)
-    if reason:
-        for seed in seeds:
-            write_skipped(out / f"seed_{seed}", outputs, reason, args.method, seed)
-    else:
-        plan = plan_jobs(args.jobs or jobs, len(seeds), on_cuda)
-        if plan.parallel:
-            run_in_workers(task, args, seeds, plan)
-        else:
+    work = work_dir_for(out)
+    with (
+        exclusive(work, f"{task} output {out}"),
+        atomic_dir(out, inputs=inputs, overwrite=args.overwrite, kind=f"{task} results") as tmp,
+    ):
+        if reason:
             for seed in seeds:
-                train_one(seed, out / f"seed_{seed}")
+                write_skipped(tmp / f"seed_{seed}", outputs, reason, args.method, seed)
+        else:
+            plan = plan_jobs(args.jobs or jobs, len(seeds), on_cuda)
+            if plan.parallel:
+                logs = work / "logs"
+                shutil.rmtree(logs, ignore_errors=True)
+                run_in_workers(task, args, seeds, plan, out=tmp, logs=logs)
+                shutil.copytree(logs, tmp / "logs")
+            else:
+                for seed in seeds:
+                    train_one(seed, tmp / f"seed_{seed}")
     if args.summary is not None:
         doc = summarise_seeds(task, args.method, out, seeds, args.summary, args.curves)
         headline = SCORES[task][0][0]

@@ -110,11 +110,6 @@ class SegmentConfig:
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """'auto' -> CUDA when available, else CPU; an unavailable CUDA device is an error."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"segment.device is '{device}' but CUDA is not available; set it to cpu or auto"
-        )
-    return dev
+    from mmif.runtime import resolve_device as resolve
+
+    return resolve(device, "segment.device")

@@ -41,10 +41,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from mmif.data.layout import IGNORE_INDEX, Manifest
 from mmif.io import write_text
+from mmif.logging_utils import progress_bar
 from segmentation.config import SegmentConfig, resolve_device
 from segmentation.data import Batch, Sample, SegmentationDataset, collate, find_samples
 from segmentation.errors import NoTaskLabels
@@ -122,7 +122,7 @@ def train_epoch(
     model.train()
     total, n = 0.0, 0
     batch: Batch
-    bar = tqdm(loader, desc=desc, leave=False, disable=None)
+    bar = progress_bar(loader, desc=desc, leave=False)
     for batch in bar:
         images = batch.images.to(device, non_blocking=True)
         masks = batch.masks.to(device, non_blocking=True)

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmif.errors import InputError, MissingInputError
+
 log = logging.getLogger(__name__)
 
 #: (name, index in torchvision's `vgg19().features`, in channels, out channels), up to conv5_1
@@ -71,7 +73,7 @@ def load_vgg19_grey(
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{path}: VGG19 weights file not found (fusion.coconet.vgg_weights); copy torchvision's "
                 f"{TORCHVISION_FILE} there, or set vgg_weights: null to use {default_weights_path()}"
             )
@@ -103,7 +105,7 @@ def _read_torchvision_file(path: Path, n_convs: int) -> dict[str, torch.Tensor]:
     except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(
+        raise InputError(
             f"{path}: not a readable PyTorch weights file ({exc}); re-copy it"
         ) from exc
     if isinstance(raw, dict) and "state_dict" in raw and isinstance(raw["state_dict"], dict):
@@ -112,7 +114,7 @@ def _read_torchvision_file(path: Path, n_convs: int) -> dict[str, torch.Tensor]:
     for name, idx, c_in, c_out in VGG19_CONVS[:n_convs]:
         w_key, b_key = f"features.{idx}.weight", f"features.{idx}.bias"
         if w_key not in raw or b_key not in raw:
-            raise ValueError(
+            raise InputError(
                 f"{path}: no '{w_key}'; expected torchvision's VGG19 state dict ({TORCHVISION_FILE})"
             )
         w = raw[w_key].float()
@@ -120,7 +122,7 @@ def _read_torchvision_file(path: Path, n_convs: int) -> dict[str, torch.Tensor]:
             grey = torch.tensor(GREY_WEIGHTS, dtype=w.dtype).view(1, 3, 1, 1)
             w = (w * grey).sum(dim=1, keepdim=True)
         if tuple(w.shape) != (c_out, c_in, 3, 3):
-            raise ValueError(
+            raise InputError(
                 f"{path}: '{w_key}' has shape {tuple(w.shape)}, expected {(c_out, c_in, 3, 3)} (VGG19)"
             )
         out[f"{name}.weight"] = w.clone()

@@ -16,6 +16,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mmif.errors import InputError, MissingInputError
 from mmif.io import ImageError, list_images, write_text
 
 SPLITS = ("train", "val", "test")
@@ -53,12 +54,17 @@ class Manifest:
     def load(cls, root: str | Path) -> Manifest:
         path = Path(root) / "manifest.json"
         if not path.exists():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{path}: no manifest; run `mmif prepare` to build the dataset first"
             )
-        data = json.loads(path.read_text())
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        try:
+            data = json.loads(path.read_text())
+            known = {f for f in cls.__dataclass_fields__}
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+            raise InputError(
+                f"{path}: not a readable manifest ({exc}); re-run `mmif prepare` to rebuild the dataset"
+            ) from exc
 
 
 @dataclass(frozen=True)

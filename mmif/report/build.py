@@ -22,7 +22,8 @@ from typing import Any
 import pandas as pd
 
 from mmif.data.layout import Manifest
-from mmif.io import atomic_dir, write_text
+from mmif.errors import MissingInputError
+from mmif.io import atomic_dir, check_output_dir, write_text
 from mmif.report import plots
 from mmif.report.conditions import detection_by_condition, segmentation_by_condition
 from mmif.report.config import ReportConfig
@@ -71,28 +72,48 @@ BOOTSTRAP_METHOD = (
 
 
 def build_report(
-    results_dir: Path, data_root: Path, fused_root: Path, out_dir: Path, cfg: ReportConfig
+    results_dir: Path,
+    data_root: Path,
+    fused_root: Path,
+    out_dir: Path,
+    cfg: ReportConfig,
+    overwrite: bool = False,
 ) -> None:
     """Read every metric file under `results_dir` and write the comparison report to `out_dir`.
 
     data_root: prepared dataset (manifest.json, test images for the qualitative grid);
     fused_root: fused images, `<fused_root>/<method>/<split>/<stem>.png` and info.json.
     Missing parts (no detection or segmentation results, no CoCoNet, no manifest) are reported
-    as not available.
+    as not available. `out_dir` may lie inside `results_dir` (results/report) but not be, hold
+    or lie inside anything the report reads; a non-empty folder mmif did not write is replaced
+    only with `overwrite`.
     """
+    check_output_dir(out_dir, report_inputs(results_dir, data_root, fused_root), overwrite)
     results = load_results(Path(results_dir), Path(fused_root))
     methods = results.methods(cfg.baselines)
     if not methods:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{results_dir}: no results found (fusion_metrics/, detect/, segment/ are empty or absent); "
             "run the pipeline (`dvc repro`) first"
         )
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(
+        out_dir,
+        inputs=report_inputs(results_dir, data_root, fused_root),
+        overwrite=overwrite,
+        kind="report",
+    ) as tmp:
         doc, summary = _assemble(results, methods, Path(data_root), Path(fused_root), tmp, cfg)
         write_text(tmp / "report.md", render_markdown(doc))
         write_text(tmp / "report.html", render_html(doc, tmp))
         write_text(tmp / "summary.json", json.dumps(_json_safe(summary), indent=2) + "\n")
     log.info("report written to %s", out_dir)
+
+
+def report_inputs(results_dir: Path, data_root: Path, fused_root: Path) -> list[Path]:
+    """What the report reads (`mmif.report.loading`): its output must stay clear of these."""
+    results_dir = Path(results_dir)
+    parts = ("fusion_metrics", "detect", "segment", "train", "coconet", "scores")
+    return [*(results_dir / p for p in parts), Path(data_root), Path(fused_root)]
 
 
 def _assemble(

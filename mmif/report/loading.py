@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmif.errors import InputError
 from mmif.report.ap import ImageDetections
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ STAGE_FOR = {
 }
 
 
-class ResultsError(ValueError):
+class ResultsError(InputError):
     """A result file exists but is unusable; the message names the file and the stage to re-run."""
 
 
@@ -132,9 +133,20 @@ def read_json(path: Path, stage: str) -> Any:
         ) from exc
 
 
-def read_csv(path: Path, stage: str) -> pd.DataFrame:
+def read_csv(path: Path, stage: str, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A CSV result file; `text_columns` are read verbatim (an image named "nan" or "1" stays a
+    name), the others with the usual missing-value spellings."""
     try:
-        return pd.read_csv(path)
+        if not text_columns:
+            return pd.read_csv(path)
+        columns = pd.read_csv(path, nrows=0).columns
+        missing = ["", "nan", "NaN", "NA", "null"]
+        return pd.read_csv(
+            path,
+            dtype={c: str for c in text_columns if c in columns},
+            keep_default_na=False,
+            na_values={c: missing for c in columns if c not in text_columns},
+        )
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # pandas errors derive from ValueError
         raise ResultsError(
             f"{path}: unreadable CSV ({exc}); re-run `{stage}` to rewrite it"
@@ -208,9 +220,8 @@ def _load_fusion(res: Results, folder: Path) -> None:
         res.fusion[path.stem] = data
         per_image = folder / f"{path.stem}_per_image.csv"
         if per_image.is_file():
-            df = read_csv(per_image, STAGE_FOR["fusion_metrics"])
-            if "name" in df.columns:
-                df = df[df["name"].astype(str) != "mean"]
+            # one row per image and nothing else (no summary row: any stem is an image)
+            df = read_csv(per_image, STAGE_FOR["fusion_metrics"], text_columns=("name",))
             res.fusion_per_image[path.stem] = df.reset_index(drop=True)
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
+from mmif.logging_utils import progress_bar
 from mmif.report.ap import match_detections, mean_average_precision
 from mmif.report.config import ReportConfig
 from mmif.report.loading import (
@@ -104,7 +104,7 @@ def detection_bootstrap(
         return None
     weights = resample_counts(len(stems), cfg.bootstrap_samples, cfg.seed)
     out = TaskBootstrap("detect", "mAP50", stems)
-    for (method, seed), p in tqdm(
+    for (method, seed), p in progress_bar(
         preds.items(), desc="bootstrap detect", unit="run", disable=len(preds) < 4
     ):
         by_stem = p.by_stem()

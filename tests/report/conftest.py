@@ -132,7 +132,6 @@ def build_fake_tree(
         _json(fm / f"{m}.json", {"convention": "cddfuse", "n_images": n_images, **values})
         rows = ["name," + ",".join(fusion_metrics)]
         rows += [f"{s}," + ",".join(str(values[k]) for k in fusion_metrics) for s in tree.stems]
-        rows.append("mean," + ",".join(str(values[k]) for k in fusion_metrics))
         (fm / f"{m}_per_image.csv").write_text("\n".join(rows) + "\n")
 
     gt = [_boxes(rng, int(rng.integers(1, 4))) for _ in tree.stems]
