@@ -169,6 +169,9 @@ def ultralytics_device(device: str) -> str:
         if device.startswith("cuda:")
         else ("0" if device == "cuda" else device)
     )
-    for i in index.split(","):
-        resolve_device(f"cuda:{i}", "detect.device")
+    if device.startswith("cuda"):
+        resolve_device(device, "detect.device")
+    else:  # ultralytics' "0" or "0,1"
+        for i in index.split(","):
+            resolve_device(f"cuda:{i}", "detect.device")
     return index

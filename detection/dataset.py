@@ -51,7 +51,9 @@ class YoloDataset:
     linked: bool = True  # symlinks (True) or copies (False)
 
     def image_path(self, split: str, stem: str) -> Path:
-        matches = sorted((self.root / "images" / split).glob(f"{stem}.*"))
+        # by stem, not glob: a stem may hold glob characters ("scene [2]")
+        folder = self.root / "images" / split
+        matches = sorted(p for p in folder.iterdir() if p.stem == stem) if folder.is_dir() else []
         if not matches:
             raise KeyError(f"{stem} is not in split {split} of {self.root}")
         return matches[0]

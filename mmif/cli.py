@@ -100,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
             "outputs written before stay as they were"
         )
         return 130
+    except SystemExit as exc:
+        if exc.code == 128 + signal.SIGTERM:
+            log.error(
+                "terminated: unfinished outputs were discarded (their temporary folders removed); "
+                "outputs written before stay as they were"
+            )
+        raise
     except UserError as exc:
         if args.verbose:
             raise

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from mmif.config import section
-from mmif.io import check_output_file, write_text
+from mmif.io import check_output_dir, check_output_file, write_text
 from pipelines.common import add_overwrite_argument, add_params_argument, load_params
 
 HELP = "write the comparison report (tables, statistics, plots, HTML)"
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     params = load_params(args)
     cfg = section(params, "report", ReportConfig)
     inputs = report_inputs(args.results, args.data, args.fused)
+    check_output_dir(args.out, inputs, args.overwrite)  # before the summary: the main output
     if args.summary:
         check_output_file(args.summary, [*inputs, args.out])
     build_report(args.results, args.data, args.fused, args.out, cfg, overwrite=args.overwrite)
