@@ -20,6 +20,8 @@ model for its mixed-precision self-check. `import_ultralytics` prevents all of t
 - safe loading: ULTRALYTICS_SAFE_LOAD=1 (unless set otherwise), so a local `detect.model` .pt
   is read with torch.load(weights_only=True) against ultralytics' allow-list of model classes
   instead of being unpickled in full;
+- PIL: ultralytics' `Image.open` replacement (which tries to pip-install pi-heif when a file
+  is not an image) is undone, so an unreadable image stays a clear one-line error;
 - console: when stdout is not a terminal (a seed worker's log file, CI, `> log`), ultralytics'
   progress bars print their final state once, without carriage returns, and its messages carry
   no colour codes (`plain_console`).
@@ -167,9 +169,22 @@ def import_ultralytics() -> ModuleType:
         SETTINGS.update(changes)
     patch_amp_check()
     _limit_threads()
+    _restore_pil_open()
     if not stream_is_terminal(sys.stdout):
         plain_console()
     return ultralytics
+
+
+def _restore_pil_open() -> None:
+    """Undo ultralytics' replacement of PIL's `Image.open`, which answers an unreadable image by
+    trying to install pi-heif at run time (offline: ModuleNotFoundError instead of PIL's own
+    UnidentifiedImageError, which `mmif.io.read_image` turns into a clear message)."""
+    from PIL import Image
+    from ultralytics.utils import patches
+
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is not original:
+        Image.open = original
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

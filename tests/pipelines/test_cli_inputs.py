@@ -214,6 +214,9 @@ def test_any_file_name_goes_through_every_stage(tmp_path, capsys):
     table = pd.read_csv(tmp_path / "m.csv", dtype={"name": str}, keep_default_na=False)
     assert sorted(table["name"]) == sorted(stems["train"])
     # the detector's dataset: ultralytics finds each image's label file by path
+    from detection.offline import import_ultralytics
+
+    import_ultralytics()  # as the detect stage does: offline, PIL left alone
     from ultralytics.data.utils import img2label_paths
 
     ds = build_yolo_dataset(tmp_path / "fused", prepared, tmp_path / "yolo")
