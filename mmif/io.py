@@ -14,6 +14,7 @@ follow one rule for every command: `stem_problem`.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -282,11 +283,37 @@ def _check_inputs(given: Path, target: Path, inputs: Iterable[str | Path | None]
             )
 
 
-def _is_replaceable(folder: Path) -> bool:
-    """An empty folder, or one that mmif wrote (it holds `OUTPUT_MARKER`)."""
+#: folders mmif wrote before it added OUTPUT_MARKER: a JSON file and the keys it always had
+_EARLIER_SIGNATURES = {
+    "manifest.json": {"name", "provenance", "splits"},  # prepare
+    "model.json": {"method", "trainable", "weights"},  # train
+    "info.json": {"method", "params", "n_images"},  # fuse
+    "summary.json": {"methods"},  # report (with report.md beside it)
+}
+
+
+def _written_by_mmif(folder: Path) -> bool:
     if (folder / OUTPUT_MARKER).is_file():
         return True
-    return not any(not _TEMPORARY.match(p.name) for p in folder.iterdir())
+    for name, keys in _EARLIER_SIGNATURES.items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size > 10_000_000:
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(data, dict) and keys <= set(data):
+            return name != "summary.json" or (folder / "report.md").is_file()
+    return False
+
+
+def _is_replaceable(folder: Path) -> bool:
+    """An empty folder, or one that mmif wrote (`OUTPUT_MARKER`, or the manifest, model card,
+    info or summary file of an mmif output written before the marker existed)."""
+    if not any(not _TEMPORARY.match(p.name) for p in folder.iterdir()):
+        return True
+    return _written_by_mmif(folder)
 
 
 def check_output_dir(

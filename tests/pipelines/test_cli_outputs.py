@@ -242,3 +242,21 @@ def test_metrics_of_an_image_named_mean(pairs):
     for name in ("EN", "SSIM"):
         assert doc[name] == pytest.approx(float(table[name].mean()), rel=1e-5)  # CSV: 6 digits
         assert doc[name] != pytest.approx(float(table[name].iloc[2]), rel=1e-6)
+
+
+def test_outputs_written_before_the_marker_are_recognised(pairs):
+    from mmif.errors import OutputError
+    from mmif.io import check_output_dir
+
+    old = pairs / "fused_v0"  # a fuse output of an earlier version: info.json, no marker
+    old.mkdir()
+    (old / "a.png").write_bytes(b"x")
+    (old / "info.json").write_text('{"method": "max", "params": {}, "n_images": 1}')
+    assert check_output_dir(old) == old.resolve()
+    status, log = mmif("fuse", "--method", "max", "--ir", "ir", "--vis", "vis", "--out", "fused_v0", cwd=pairs)  # fmt: skip
+    assert status == 0, log
+    mine = pairs / "mine"  # the user's own info.json is not mistaken for one
+    mine.mkdir()
+    (mine / "info.json").write_text('{"title": "my notes"}')
+    with pytest.raises(OutputError, match="not written by mmif"):
+        check_output_dir(mine)
