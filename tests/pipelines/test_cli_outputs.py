@@ -95,7 +95,9 @@ def test_fuse_into_the_current_folder(pairs):
         assert sorted(p.name for p in here.iterdir()) == [OUTPUT_MARKER, "a.png", "b.png", "info.json", "mean.png"]  # fmt: skip
     assert not [p for p in pairs.rglob("*") if ".tmp-" in p.name]
     # a current folder holding the user's files is refused like any other
-    (here / OUTPUT_MARKER).unlink()
+    for path in here.iterdir():
+        path.unlink()
+    (here / "notes.txt").write_text("the user's notes")
     before = tree_digest(pairs)
     status, log = mmif("fuse", "--method", "max", "--ir", "../ir", "--vis", "../vis", "--out", ".", cwd=here)  # fmt: skip
     _refused(status, log, "not written by mmif")
