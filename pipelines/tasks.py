@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -140,7 +141,10 @@ def run_task(
     """
     seeds = task_seeds(args, params)
     out = Path(args.out)
-    if getattr(args, "seed_worker", False):  # the parent owns --out (its temporary folder)
+    # a seed worker writes into the folder its parent owns (the parent's temporary --out); under
+    # torchrun only rank 0 writes files, so the other ranks leave the output folder alone
+    rank = int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+    if getattr(args, "seed_worker", False) or rank > 0:
         for seed in seeds:
             train_one(seed, out / f"seed_{seed}")
         return 0
