@@ -1,4 +1,12 @@
-"""Shared plumbing of the two downstream-task stages (detection and segmentation)."""
+"""Shared plumbing of the downstream-task stages (detection and segmentation).
+
+Two kinds of stage per task (mmif.protocol describes the protocols):
+- the shared model (`mmif detect-base`, `mmif segment-base`; DVC stages detect_base,
+  segment_base): one task model per seed trained on the source images, used by every method
+  under `frozen` and `finetune`; a marker file only under `retrain`;
+- per method (`mmif detect`, `mmif segment`): frozen evaluation, fine-tuning or from-scratch
+  training, writing the same per-seed files under every protocol (docs/CONTRACTS.md).
+"""
 
 from __future__ import annotations
 
@@ -48,6 +56,12 @@ def add_task_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--fused", type=Path, required=True, help="the method's fused images (data/fused/NAME)"
+    )
+    p.add_argument(
+        "--base",
+        type=Path,
+        default=None,
+        help="the task's shared models (frozen, finetune; default: models/<task>_base)",
     )
     p.add_argument(
         "--out",
@@ -109,27 +123,119 @@ def task_seeds(args: argparse.Namespace, params: dict[str, Any]) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
-def run_task(
+def add_base_arguments(p: argparse.ArgumentParser, task: str) -> None:
+    """Options of the shared-model stages (`mmif detect-base`, `mmif segment-base`)."""
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="S",
+        help="seeds (default: `seeds` in params.yaml); each writes OUT/seed_S/",
+    )
+    seeds.add_argument("--seed", type=int, help="a single seed (same as --seeds S)")
+    p.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=None,
+        help="seeds trained at once in worker processes: auto or a count (default: params.yaml)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path("data/prepared"),
+        help="prepared dataset with labels (default: %(default)s)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path(f"models/{task}_base"),
+        help="output folder; seed S goes to OUT/seed_S/ (default: %(default)s)",
+    )
+    p.add_argument("--device", default=None, help="override params: cpu, cuda, 0,1 ...")
+    add_params_argument(p)
+
+
+#: marker file of a shared-model folder
+BASE_MARKER = "base.json"
+
+
+def run_base(
     task: str,
     args: argparse.Namespace,
     params: dict[str, Any],
+    protocol: str,
     jobs: int | str,
     on_cuda: bool,
-    outputs: dict[str, str],
     train_one: Callable[[int, Path], None],
 ) -> int:
-    """Train and evaluate `task` on one method for every seed, then write the seed summary.
+    """Train the shared task model of every seed into OUT/seed_S/ (frozen, finetune).
 
-    train_one(seed, seed_out_dir) runs one seed in this process; with several seeds on the CPU
-    they run in parallel worker processes instead (see pipelines.seed_runs).
+    Under `retrain` nothing is trained: OUT/base.json says so, and the stage costs nothing.
+    A dataset without the task's labels gets the same marker with the reason.
     """
     seeds = task_seeds(args, params)
     out = Path(args.out)
     needs = "det" if task == "detect" else "seg"
-    reason = skip_reason(args.data, args.fused, needs)
+    reason = None
+    if protocol == "retrain":
+        reason = "protocol retrain: every method trains its own model, no shared model is needed"
+    else:
+        reason = label_reason(args.data, needs)
+    if reason:
+        log.info("%s shared model: not trained (%s)", task, reason)
+        write_json(out / BASE_MARKER, {"protocol": protocol, "trained": False, "reason": reason})
+        return 0
+    plan = plan_jobs(args.jobs or jobs, len(seeds), on_cuda)
+    if plan.parallel:
+        run_in_workers(f"{task}-base", args, seeds, plan)
+    else:
+        for seed in seeds:
+            train_one(seed, out / f"seed_{seed}")
+    done = sorted(int(p.parent.name.split("_", 1)[1]) for p in out.glob("seed_*/metrics.json"))
+    write_json(out / BASE_MARKER, {"protocol": protocol, "trained": True, "seeds": done})
+    return 0
+
+
+def run_task(
+    task: str,
+    args: argparse.Namespace,
+    params: dict[str, Any],
+    protocol: str,
+    jobs: int | str,
+    on_cuda: bool,
+    outputs: dict[str, str],
+    train_one: Callable[[int, Path], None],
+    evaluate_frozen: Callable[[int, Path, str], None],
+) -> int:
+    """Score one method for every seed under `protocol`, then write the seed summary.
+
+    train_one(seed, seed_out_dir) fine-tunes (finetune) or trains from scratch (retrain) one
+    seed in this process; with several seeds on the CPU they run in parallel worker processes
+    instead (see pipelines.seed_runs). evaluate_frozen(seed, seed_out_dir, requested) scores the
+    method's test images with the shared model of the seed; all seeds run in this process (an
+    evaluation is short). A method with fused test images only is evaluated frozen under
+    finetune too (metrics.json says which protocol it got); under retrain it is skipped.
+    """
+    seeds = task_seeds(args, params)
+    out = Path(args.out)
+    needs = "det" if task == "detect" else "seg"
+    reason = skip_reason(args.data, args.fused, needs, protocol)
     if reason:
         for seed in seeds:
             write_skipped(out / f"seed_{seed}", outputs, reason, args.method, seed)
+    elif effective_protocol(protocol, args.fused) == "frozen":
+        if protocol != "frozen":
+            log.warning(
+                "%s %s: %s has no fused train split, so it is scored by the shared model "
+                "without fine-tuning (protocol frozen instead of %s)",
+                task,
+                args.method,
+                args.fused,
+                protocol,
+            )
+        for seed in seeds:
+            evaluate_frozen(seed, out / f"seed_{seed}", protocol)
     else:
         plan = plan_jobs(args.jobs or jobs, len(seeds), on_cuda)
         if plan.parallel:
@@ -143,9 +249,10 @@ def run_task(
         if headline in doc:
             std = doc.get(f"{headline}_std")
             log.info(
-                "%s %s: %s %.4f%s over seeds %s",
+                "%s %s (%s): %s %.4f%s over seeds %s",
                 task,
                 args.method,
+                doc.get("protocol", protocol),
                 headline,
                 doc[headline],
                 f" +- {std:.4f}" if std is not None else "",
@@ -154,15 +261,40 @@ def run_task(
     return 0
 
 
-def skip_reason(data: Path, fused: Path, needs: str) -> str | None:
-    """Why this task cannot run on this dataset / method, or None."""
+def base_folder(args: argparse.Namespace, task: str) -> Path:
+    """--base, else models/<task>_base."""
+    return Path(args.base) if args.base is not None else Path(f"models/{task}_base")
+
+
+def effective_protocol(protocol: str, fused: Path) -> str:
+    """finetune falls back to frozen for a method without fused train images."""
+    if protocol == "finetune" and not (Path(fused) / "train").is_dir():
+        return "frozen"
+    return protocol
+
+
+def label_reason(data: Path, needs: str) -> str | None:
+    """Why the dataset cannot serve this task (no labels), or None."""
     manifest = Manifest.load(data)
     has = manifest.has_det_labels if needs == "det" else manifest.has_seg_masks
     if not has:
         what = "detection labels" if needs == "det" else "segmentation masks"
         return f"dataset '{manifest.name}' has no {what}"
-    if not (fused / "train").is_dir():
-        return f"{fused} holds no fused train split (an external method with test images only?)"
+    return None
+
+
+def skip_reason(data: Path, fused: Path, needs: str, protocol: str = "retrain") -> str | None:
+    """Why this task cannot run on this dataset / method under `protocol`, or None."""
+    reason = label_reason(data, needs)
+    if reason:
+        return reason
+    if not (Path(fused) / "test").is_dir():
+        return f"{fused} holds no fused test split"
+    if protocol == "retrain" and not (Path(fused) / "train").is_dir():
+        return (
+            f"{fused} holds no fused train split (an external method with test images only?); "
+            "protocol retrain trains on it, frozen and finetune score it with the shared model"
+        )
     return None
 
 
