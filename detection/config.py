@@ -181,7 +181,7 @@ def ultralytics_device(device: str) -> str:
 
 
 #: DetectConfig keys that belong to the section (shared by every training of the task)
-SHARED_KEYS = ("model", "device", "workers", "conf", "iou", "max_det", "jobs", "keep_run")
+SHARED_KEYS = ("device", "workers", "conf", "iou", "max_det", "jobs", "keep_run")
 
 
 @dataclass
@@ -189,21 +189,22 @@ class DetectSection:
     """The `detect:` section of params.yaml: a protocol, shared settings and three schedules.
 
     protocol: frozen | finetune | retrain (mmif.protocol; README "Protocols").
-    model: architecture of every detector trained from scratch (e.g. yolov8n.yaml).
     base_weights: a local .pt file (e.g. COCO-pretrained yolov8n.pt) the shared model of frozen /
         finetune starts from instead of random weights; None trains it from scratch. Never
         downloaded: a path that does not exist is an error.
     device, workers, jobs, keep_run, conf, iou, max_det: as in DetectConfig, for every training
         and evaluation of the task.
-    base: DetectConfig settings of the shared model (frozen, finetune): trained once per seed on
-        the train split's infrared and visible images as separate samples; its imgsz is also the
-        evaluation size of both protocols.
-    finetune: overrides on top of `base` for each method's fine-tuning from the shared model.
-    retrain: DetectConfig settings of each method's own from-scratch training (retrain).
+    base: DetectConfig settings of the shared model (frozen, finetune), `model` (its
+        architecture yaml) included: trained once per seed on the train split's infrared and
+        visible images as separate samples; its imgsz is also the evaluation size of both
+        protocols.
+    finetune: overrides on top of `base` for each method's fine-tuning from the shared model
+        (which replaces `model`).
+    retrain: DetectConfig settings of each method's own from-scratch training (retrain),
+        `model` included.
     """
 
     protocol: str = "frozen"
-    model: str = "yolov8n.yaml"
     base_weights: str | None = None
     device: str = "auto"
     workers: int = 0
@@ -225,6 +226,11 @@ class DetectSection:
                     f"base_weights: {self.base_weights!r} is not a local .pt file (nothing is "
                     "downloaded); put e.g. COCO-pretrained yolov8n.pt there or set it to null"
                 )
+        if "model" in self.finetune:
+            raise ValueError(
+                "finetune.model: fine-tuning starts from the shared model (set base.model, or "
+                "base_weights for a pretrained start)"
+            )
         for which in SCHEDULES:
             self.schedule(which)
 

@@ -42,7 +42,7 @@ from detection.dataset import (
     read_yolo_labels,
 )
 from detection.evaluate import coco_map, round_record, summarise_det_metrics, yolo_to_pixel_boxes
-from detection.offline import cache_root
+from detection.offline import cache_root, project_root
 from mmif.io import write_bytes, write_text
 from mmif.report.ap import ImageDetections, detection_scores
 
@@ -399,7 +399,12 @@ def _yolo():
 
 
 def _load_model(cfg: DetectConfig):
-    """The ultralytics model named by cfg.model; never downloads."""
+    """The ultralytics model named by cfg.model; never downloads.
+
+    A .pt file loads those weights; a yaml is a local file (relative to the working directory
+    or to the repository, e.g. detection/yolov8-slim.yaml) or one of ultralytics' built-in
+    architectures (yolov8n.yaml, yolo11n.yaml, ...).
+    """
     YOLO = _yolo()
     if cfg.pretrained:
         path = Path(cfg.model)
@@ -409,8 +414,9 @@ def _load_model(cfg: DetectConfig):
                 "use an architecture yaml such as yolov8n.yaml to train from scratch"
             )
         return YOLO(str(path.resolve()))
+    local = [p for p in (Path(cfg.model), project_root() / cfg.model) if p.is_file()]
     try:
-        return YOLO(cfg.model)
+        return YOLO(str(local[0].resolve()) if local else cfg.model)
     except FileNotFoundError as exc:
         raise FileNotFoundError(
             f"detect.model: {cfg.model!r} is neither a local yaml file nor an ultralytics architecture "

@@ -1,7 +1,7 @@
 """`mmif detect-base`: the shared YOLO detector of every seed (protocols frozen and finetune).
 
-Trains `detect.model` from scratch (or from `detect.base_weights`, a local .pt file) with the
-`detect.base` schedule on the train split's infrared and visible images as separate samples with
+Trains `detect.base.model` from scratch (or from `detect.base_weights`, a local .pt file) with
+the `detect.base` schedule on the train split's infrared and visible images as separate samples with
 the same labels, validating on the val split's. Writes OUT/seed_S/model.pt, curves.csv and
 metrics.json per seed and OUT/base.json. Under `detect.protocol: retrain` nothing is trained
 (base.json says so). On the CPU the seeds train side by side in worker processes (`detect.jobs`).
