@@ -75,14 +75,27 @@ def plan_jobs(jobs: int | str, n_seeds: int, on_cuda: bool, cpus: int | None = N
     return JobPlan(processes, max(1, cpus // processes))
 
 
+#: (option, argument attribute) passed on to a worker when the argument is set
+WORKER_OPTIONS = (
+    ("--method", "method"),
+    ("--data", "data"),
+    ("--fused", "fused"),
+    ("--base", "base"),
+    ("--out", "out"),
+    ("--params", "params"),
+    ("--device", "device"),
+)
+
+
 def worker_command(
     task: str, args: argparse.Namespace, seed: int, out: Path | None = None
 ) -> list[str]:
-    """The `mmif` command line that trains one seed of `args.method` into `out` (default
-    `args.out`): a folder the parent owns, written into directly (`--seed-worker`).
+    """The `mmif <task>` command line that trains one seed into `out` (default `args.out`): a
+    folder the parent owns, written into directly (`--seed-worker`).
 
-    The worker imports the parent's own copy of the code (not whatever `mmif` the working
-    directory or the path would find first).
+    task: the subcommand (detect, segment, detect-base, segment-base); the options of `args`
+    named in WORKER_OPTIONS are passed on when set. The worker imports the parent's own copy of
+    the code (not whatever `mmif` the working directory or the path would find first).
     """
     import mmif
 
@@ -91,12 +104,11 @@ def worker_command(
     cmd = [sys.executable, "-c", boot, task]
     if getattr(args, "verbose", False):
         cmd.append("--verbose")
-    cmd += ["--method", args.method, "--seeds", str(seed), "--jobs", "1"]
-    out = args.out if out is None else out
-    cmd += ["--data", str(args.data), "--fused", str(args.fused), "--out", str(out)]
-    cmd += ["--params", str(args.params), "--seed-worker"]
-    if args.device:
-        cmd += ["--device", args.device]
+    for option, attr in WORKER_OPTIONS:
+        value = out if attr == "out" and out is not None else getattr(args, attr, None)
+        if value is not None and value != "":
+            cmd += [option, str(value)]
+    cmd += ["--seeds", str(seed), "--jobs", "1", "--seed-worker"]
     return cmd
 
 
@@ -132,10 +144,11 @@ def run_in_workers(
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, MMIF_TORCH_THREADS=threads)
     # ultralytics loads a local detect.model .pt with weights_only=True (README, security)
     env["ULTRALYTICS_SAFE_LOAD"] = "1"
+    what = getattr(args, "method", None) or "shared model"
     log.info(
         "%s %s: %d seeds in %d parallel processes, %d torch thread(s) each; logs in %s",
         task,
-        args.method,
+        what,
         len(seeds),
         plan.processes,
         plan.threads,
@@ -143,7 +156,7 @@ def run_in_workers(
     )
     pending = list(seeds)
     running: dict[int, tuple[subprocess.Popen, Path, float, object]] = {}
-    bar = progress_bar(total=len(seeds), desc=f"{task} {args.method} seeds", unit="seed")
+    bar = progress_bar(total=len(seeds), desc=f"{task} {what} seeds", unit="seed")
     try:
         while pending or running:
             while pending and len(running) < plan.processes:
@@ -166,13 +179,13 @@ def run_in_workers(
                 del running[seed]
                 if code != 0:
                     raise WorkerFailed(
-                        f"{task} {args.method} seed {seed} failed (exit code {code}); "
+                        f"{task} {what} seed {seed} failed (exit code {code}); "
                         f"its log is {log_path}, last lines:\n{_tail(log_path)}"
                     )
                 log.info(
                     "%s %s seed %d finished in %.0f s",
                     task,
-                    args.method,
+                    what,
                     seed,
                     time.perf_counter() - started,
                 )

@@ -44,12 +44,16 @@ class SegmentationNet(nn.Module):
         return self.net(x)[..., :h, :w]
 
 
-def build_model(cfg: SegmentConfig, n_classes: int) -> tuple[SegmentationNet, bool]:
+def build_model(
+    cfg: SegmentConfig, n_classes: int, quiet: bool = False
+) -> tuple[SegmentationNet, bool]:
     """Build `cfg.arch` with `cfg.encoder` for n_classes classes; returns (model, pretrained).
 
     The encoder is randomly initialised (smp `encoder_weights=None`) and then, when
     `cfg.encoder_weights` names a file on disk, loaded from it; otherwise it stays random and
     `pretrained` is False. Nothing is downloaded (HF_HUB_OFFLINE=1, no smp/timm pretrained weights).
+    quiet: the caller loads a whole trained model next (a shared segmenter): the encoder
+    weights are neither loaded nor logged.
     """
     import segmentation_models_pytorch as smp
 
@@ -72,6 +76,8 @@ def build_model(cfg: SegmentConfig, n_classes: int) -> tuple[SegmentationNet, bo
             f"widths ({exc}); set it to null"
         ) from exc
     pretrained = False
+    if quiet:
+        return SegmentationNet(net), pretrained
     if cfg.encoder_weights:
         path = Path(cfg.encoder_weights)
         if path.is_file():

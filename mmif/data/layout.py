@@ -21,6 +21,15 @@ from mmif.io import ImageError, list_images, write_text
 
 SPLITS = ("train", "val", "test")
 IGNORE_INDEX = 255
+#: capture condition from the last character of an image stem (MSRS and the synthetic default
+#: name their images `00012N`, `test_00003D`)
+CONDITIONS = {"D": "day", "N": "night"}
+MODALITIES = ("ir", "vis")
+
+
+def condition_of(stem: str) -> str | None:
+    """'day' / 'night' from a trailing D / N of the image stem, else None."""
+    return CONDITIONS.get(stem[-1:]) if stem else None
 
 
 @dataclass
@@ -44,6 +53,21 @@ class Manifest:
     @property
     def has_task_labels(self) -> bool:
         return self.has_det_labels or self.has_seg_masks
+
+    def sees(self, class_name: str, modality: str, stem: str) -> bool:
+        """Whether `modality` ("ir" or "vis") shows objects of `class_name` in image `stem`.
+
+        From `modality_visibility` (the synthetic generator records it; keys "ir", "vis" or
+        "vis_day" / "vis_night" by the stem's condition). True when nothing is recorded, as for
+        every real dataset.
+        """
+        record = self.modality_visibility.get(class_name)
+        if not record:
+            return True
+        if modality != "vis" or "vis" in record:
+            return bool(record.get(modality, True))
+        key = "vis_night" if condition_of(stem) == "night" else "vis_day"
+        return bool(record.get(key, True))
 
     def save(self, root: Path) -> None:
         write_text(

@@ -35,8 +35,12 @@ SEED_DIR = re.compile(r"^seed_(\d+)$")
 #: keys of a task metrics.json that describe the run rather than score it
 #: (counts "n_*" and anything about epochs are facts too, see `is_score_key`)
 RUN_FACT_KEYS = frozenset(
-    {"seed", "model", "arch", "encoder", "pretrained", "per_class", "device", "skipped"}
-)
+    {
+        "seed", "model", "arch", "encoder", "pretrained", "per_class", "device", "skipped",
+        "protocol", "requested_protocol", "imgsz", "val_split", "base_model", "base_encoder",
+        "base_pretrained",
+    }
+)  # fmt: skip
 #: which stage writes each kind of file (named in error messages)
 STAGE_FOR = {
     "fusion_metrics": "mmif metrics",

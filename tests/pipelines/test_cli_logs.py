@@ -198,7 +198,12 @@ def test_yolo_worker_logs_read_well(tmp_path):
     params = {
         "seeds": [0, 1],
         "fusion": {"max": {}},
-        "detect": {"epochs": 1, "imgsz": 64, "batch": 4, "jobs": "auto", "workers": 0},
+        "detect": {
+            "protocol": "retrain",  # each seed trains in its own worker process
+            "jobs": "auto",
+            "workers": 0,
+            "retrain": {"epochs": 1, "imgsz": 64, "batch": 4},
+        },
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     for argv in (

@@ -112,7 +112,7 @@ def test_missing_task_results_say_not_available(tmp_path, fake_tree_builder):
         "Object detection: not available (skipped by the stage: dataset 'fake' has no labels)" in md
     )
     assert "Semantic segmentation: not available" in md
-    assert "Significance tests: not available" in md
+    assert "Differences to the baselines: not available" in md
     assert "Qualitative grid not available" in md
     assert "not applicable (CoCoNet not in this run)" in md
     assert (out / "plots" / "fusion_metrics.png").is_file()
