@@ -12,7 +12,7 @@ import html
 import re
 from pathlib import Path
 
-from mmif.report.document import Bullets, Document, Figure, Paragraph, Table
+from mmif.report.document import LINK, Bullets, Document, Figure, Paragraph, Table
 from mmif.report.tables import display_frame
 
 STYLE = """
@@ -30,11 +30,19 @@ code { background: #f5f5f5; padding: 0 .2em; }
 """
 
 _CODE = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*([^*]+)\*\*")
 
 
 def _inline(text: str) -> str:
-    """Escape text, keeping `code` spans (the only Markdown the report's text uses)."""
-    return _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", html.escape(text))
+    """Escape text, keeping the little Markdown the report's text uses: `code`, **bold** and
+    links to anchors of the same page, [text](#anchor)."""
+    out = _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", html.escape(text, quote=False))
+    out = _BOLD.sub(lambda m: f"<strong>{m.group(1)}</strong>", out)
+    return LINK.sub(lambda m: f'<a href="#{m.group(2)}">{m.group(1)}</a>', out)
+
+
+def _id(block_id: str | None) -> str:
+    return f' id="{html.escape(block_id)}"' if block_id else ""
 
 
 def data_uri(path: Path) -> str:
@@ -57,7 +65,7 @@ def render_html(doc: Document, root: Path) -> str:
         f"<h1>{html.escape(doc.title)}</h1>",
     ]
     for sec in doc.sections:
-        parts.append(f"<h2>{html.escape(sec.title)}</h2>")
+        parts.append(f"<h2{_id(sec.id)}>{html.escape(sec.title)}</h2>")
         for block in sec.blocks:
             if isinstance(block, Paragraph):
                 parts.append(f"<p>{_inline(block.text)}</p>")
@@ -66,7 +74,7 @@ def render_html(doc: Document, root: Path) -> str:
                     "<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in block.items) + "</ul>"
                 )
             elif isinstance(block, Table):
-                parts.append(f'<p class="caption">{_inline(block.caption)}</p>')
+                parts.append(f'<p class="caption"{_id(block.id)}>{_inline(block.caption)}</p>')
                 if block.frame.empty:
                     parts.append('<p class="na">not available</p>')
                 else:
@@ -76,7 +84,7 @@ def render_html(doc: Document, root: Path) -> str:
             elif isinstance(block, Figure):
                 alt = html.escape(block.caption, quote=True)
                 parts.append(
-                    f'<figure><img src="{data_uri(root / block.png)}" alt="{alt}">'
+                    f'<figure{_id(block.id)}><img src="{data_uri(root / block.png)}" alt="{alt}">'
                     f"<figcaption>{_inline(block.caption)}</figcaption></figure>"
                 )
     parts += ["</body>", "</html>", ""]
