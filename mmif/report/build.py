@@ -4,6 +4,7 @@ summary.json.
     <out>/report.html          self-contained (images embedded, no external resources)
     <out>/report.md            same content, images linked by relative path
     <out>/summary.json         headline numbers for `dvc metrics`
+    <out>/card.png, card.svg   the one-page results card (1200 px wide)
     <out>/tables/*.csv, *.md   numeric tables (CSV) and their display form (Markdown)
     <out>/plots/*.png, *.svg   figures
 
@@ -16,16 +17,19 @@ from __future__ import annotations
 import json
 import logging
 import math
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mmif.data.layout import Manifest
 from mmif.errors import MissingInputError
 from mmif.io import atomic_dir, check_output_dir, write_text
 from mmif.report import plots
-from mmif.report.conditions import detection_by_condition, segmentation_by_condition
+from mmif.report.card import card_panel, draw_card, save_card
+from mmif.report.conditions import detection_condition_cells, segmentation_condition_cells
 from mmif.report.config import ReportConfig
 from mmif.report.document import (
     Bullets,
@@ -34,11 +38,20 @@ from mmif.report.document import (
     Paragraph,
     Section,
     Table,
+    links,
     render_markdown,
+)
+from mmif.report.findings import (
+    TaskFindings,
+    findings_bullets,
+    lead_paragraph,
+    markdown_link,
+    task_findings,
 )
 from mmif.report.grid import qualitative_grid
 from mmif.report.html import render_html
 from mmif.report.loading import TASKS, Results, find_key, load_results
+from mmif.report.precision import BOUNDS_NOTE, significant
 from mmif.report.significance import (
     GAIN_MARKS,
     PER_CLASS_SCORE,
@@ -49,13 +62,23 @@ from mmif.report.significance import (
 )
 from mmif.report.tables import (
     PER_CLASS_KEY,
+    best_display,
+    cell_label,
+    cell_text,
+    cells_table,
     conventions,
+    correlation_display,
     correlation_table,
+    fusion_display,
+    fusion_intervals,
+    fusion_labels,
     fusion_metric_names,
     fusion_table,
     headline_scores,
-    per_class_table,
+    per_class_cells,
     protocol_text,
+    sanity_display,
+    significance_display,
     task_display,
     task_protocols,
     task_summary,
@@ -79,8 +102,11 @@ def _main(protocols: dict[str, str]) -> str:
 
 
 STAT_METHODS = (
-    "Task scores are the mean ± sample standard deviation over the training seeds with a {level:.0%} "
-    "confidence interval from Student's t distribution with n - 1 degrees of freedom (no interval with one seed)."
+    "Task scores are the mean over the training seeds with a {level:.0%} confidence interval from Student's t "
+    "distribution with n - 1 degrees of freedom (no interval with one seed; the sample standard deviation is in "
+    "the CSV files). Fusion metrics are means over the test images with the {level:.0%} t-interval over the "
+    "images. Spearman's rho between a fusion metric and a task score has a {level:.0%} interval from Fisher's z "
+    "with the Bonett-Wright variance (1 + rho^2 / 2) / (n - 3) over the n methods (no interval below 4 methods)."
 )
 BOOTSTRAP_METHOD = (
     "Differences between methods include both things a rerun would change: the training seeds and the test "
@@ -156,6 +182,8 @@ def _assemble(
     conv = conventions(results)
     conv_text = ", ".join(sorted(set(conv.values()))) or "n/a"
     doc = Document(f"Fusion benchmark report: {manifest.name if manifest else 'unknown dataset'}")
+    findings_sec = doc.section("Findings", anchor="findings")  # filled last, read first
+    card_sec = doc.section("Results card", anchor="card")
     notes: list[str] = []
 
     runs = {t: results.task_runs(t) for t in TASKS}
@@ -173,6 +201,7 @@ def _assemble(
     about.add(Bullets(_dataset_facts(manifest, data_root)))
     about.add(Bullets(_run_facts(results, methods, conv, conv_text, cfg)))
     about.add(Paragraph(STAT_METHODS.format(level=cfg.ci_level)))
+    about.add(Paragraph(BOUNDS_NOTE))
     marks = ", ".join(f"`{mark_for(i)}` against `{b}`" for i, b in enumerate(cfg.baselines))
     about.add(
         Paragraph(
@@ -191,18 +220,29 @@ def _assemble(
     sec = doc.section("Fusion metrics")
     fusion = fusion_table(results, methods)
     metric_names = fusion_metric_names(results)
-    caption = f"Fusion metrics, mean over the images ({conv_text} convention, docs/METRICS.md)"
+    caption = (
+        f"Fusion metrics, mean over the test images ± half-width of the {cfg.ci_level:.0%} t-interval over the "
+        f"images ({conv_text} convention, docs/METRICS.md; means in fusion_metrics.csv, intervals in "
+        "fusion_metrics_ci.csv)"
+    )
     if fusion.empty:
         sec.add(Paragraph("Fusion metrics: not available (no results/fusion_metrics/*.json)."))
     else:
-        sec.add(
-            Table(
-                caption,
+        intervals = fusion_intervals(results, methods, cfg.ci_level)
+        shown = fusion_display(fusion, intervals)
+        files = write_table(fusion, tables, "fusion_metrics", caption, shown)
+        write_table(intervals, tables, "fusion_metrics_ci", caption)
+        sec.add(Table(caption, shown, _files("tables", files)))
+        _add(
+            sec,
+            plots.plot_fusion_heatmap(
                 fusion,
-                _files("tables", write_table(fusion, tables, "fusion_metrics", caption)),
-            )
+                metric_names,
+                conv_text,
+                figs,
+                fusion_labels(fusion, intervals, metric_names),
+            ),
         )
-        _add(sec, plots.plot_fusion_heatmap(fusion, metric_names, conv_text, figs))
         missing = [m for m in methods if m not in results.fusion]
         if missing:
             sec.add(Paragraph(f"Fusion metrics not available for: {', '.join(missing)}."))
@@ -220,48 +260,58 @@ def _assemble(
             sec.add(Paragraph(f"{TASK_TITLE[task]}: not available ({why})."))
             continue
         summary = summaries[task]
-        files = write_table(
-            summary, tables, f"{task}_scores", f"{task}: mean, std and t-interval over seeds"
-        )
         display = task_display(summary, methods, sig.comparisons)
         caption = (
             f"{TASK_TITLE[task]} on the test split, protocol {protocol_text(protocols[task])}: "
-            f"mean ± std [{cfg.ci_level:.0%} t-interval] over seeds; "
+            f"mean [{cfg.ci_level:.0%} t-interval] over seeds, clipped to [0, 1]; "
             f"marks = significant gain in {TESTED_SCORE[task]} ({_mark_legend(cfg)})"
         )
+        files = write_table(summary, tables, f"{task}_scores", caption, display)
         sec.add(Table(caption, display, _files("tables", files)))
         missing = [m for m in methods if m not in runs[task]]
         if missing:
             listed = ", ".join(f"{m} ({skipped[m]})" if m in skipped else m for m in missing)
             sec.add(Paragraph(f"{TASK_TITLE[task]} results not available for: {listed}."))
-        pc = per_class_table(task, runs[task], methods)
+        cells = per_class_cells(task, runs[task], methods)
+        pc = cells_table(cells, methods, _mean)
         if pc.shape[1] > 1:
+            level = cfg.ci_level
+            pc_text = cells_table(cells, methods, lambda v: cell_text(v, cfg.ci_level))
             cap = (
-                f"{task}: per-class {PER_CLASS_KEY[task]}, mean over seeds "
-                f"(protocol {protocol_text(protocols[task])})"
+                f"{task}: per-class {PER_CLASS_KEY[task]}, mean over seeds ± half-width of the "
+                f"{level:.0%} t-interval over seeds (written [low, high] where [0, 1] clips it; "
+                f"protocol {protocol_text(protocols[task])})"
             )
-            sec.add(
-                Table(cap, pc, _files("tables", write_table(pc, tables, f"{task}_per_class", cap)))
-            )
+            files = write_table(pc, tables, f"{task}_per_class", cap, pc_text)
+            sec.add(Table(cap, pc_text, _files("tables", files)))
             _add(
                 sec,
                 plots.plot_per_class(
-                    pc, task, PER_CLASS_KEY[task], figs, protocol_text(protocols[task])
+                    pc,
+                    task,
+                    PER_CLASS_KEY[task],
+                    figs,
+                    protocol_text(protocols[task]),
+                    cells_table(cells, methods, lambda v: cell_label(v, cfg.ci_level)),
                 ),
             )
-        by_cond = (
-            detection_by_condition(runs[task], methods, cfg.max_dets)
+        cond_cells = (
+            detection_condition_cells(runs[task], methods, cfg.max_dets)
             if task == "detect"
-            else segmentation_by_condition(runs[task], methods)
+            else segmentation_condition_cells(runs[task], methods)
         )
-        if not by_cond.empty:
+        if cond_cells:
+            by_cond = cells_table(cond_cells, methods, _mean)
+            cond_text = cells_table(cond_cells, methods, lambda v: cell_text(v, cfg.ci_level))
             cap = (
                 f"{task}: per-class {PER_CLASS_KEY[task]} by capture condition (day / night from the "
-                "image names), recomputed from the saved per-image results, mean over seeds "
+                "image names), recomputed from the saved per-image results, mean over seeds ± "
+                f"half-width of the {cfg.ci_level:.0%} t-interval over seeds "
                 f"(protocol {protocol_text(protocols[task])})"
             )
             name = f"{task}_per_condition"
-            sec.add(Table(cap, by_cond, _files("tables", write_table(by_cond, tables, name, cap))))
+            files = write_table(by_cond, tables, name, cap, cond_text)
+            sec.add(Table(cap, cond_text, _files("tables", files)))
 
     if summaries:
         sec = doc.section("Task scores at a glance")
@@ -280,24 +330,31 @@ def _assemble(
         )
 
     # --- differences -------------------------------------------------------------------------
-    _differences_section(doc, sig, runs, protocols, methods, baselines, tables, figs, cfg)
+    _differences_section(
+        doc, sig, runs, protocols, methods, baselines, tables, figs, cfg, summaries
+    )
 
     # --- metric vs task ----------------------------------------------------------------------
     sec = doc.section("Do fusion metrics predict task scores?")
-    correlations = correlation_table(fusion, summaries, scores)
+    correlations = correlation_table(fusion, summaries, scores, cfg.ci_level)
     if correlations.empty:
         sec.add(
             Paragraph("Not available: needs fusion metrics and task scores for the same methods.")
         )
     else:
-        cap = "Spearman's rank correlation between each fusion metric and each task score over the methods"
-        sec.add(
-            Table(
-                cap,
-                _correlation_display(correlations),
-                _files("tables", write_table(correlations, tables, "correlations", cap)),
+        n = int(correlations["n_methods"].max())
+        cap = (
+            "Spearman's rank correlation between each fusion metric and each task score over the "
+            f"{n} methods [{cfg.ci_level:.0%} interval, Fisher's z with the Bonett-Wright variance]"
+            + (
+                f"; with {n} methods these are rough: an interval that excludes 0 is the least to ask for"
+                if n < 10
+                else ""
             )
         )
+        shown = correlation_display(correlations)
+        files = write_table(correlations, tables, "correlations", cap, shown)
+        sec.add(Table(cap, shown, _files("tables", files)))
         for f in plots.plot_correlations(
             fusion, metric_names, summaries, scores, correlations, methods, baselines, figs
         ):
@@ -335,9 +392,109 @@ def _assemble(
 
     if notes:
         doc.section("Notes").add(Bullets(notes))
+
+    # --- findings and card (first in the document, built from everything above) -----------
+    found = {
+        task: task_findings(
+            task,
+            TASK_TITLE[task],
+            summaries[task],
+            sig.comparisons,
+            sig.best,
+            sig.sanity,
+            correlations,
+            list(cfg.baselines),
+            protocol_text(protocols[task]),
+        )
+        for task in TASKS
+        if task in summaries
+    }
+    anchors = doc.anchors()
+
+    def link(text: str, anchor: str) -> str:
+        return markdown_link(text, anchor) if anchor in anchors else text
+
+    findings_sec.add(Paragraph(lead_paragraph(len(found), cfg.ci_level, cfg.alpha)))
+    for task, f in found.items():
+        findings_sec.add(Paragraph(f"**{TASK_TITLE[task]}** ({f.score}, protocol {f.protocol})"))
+        findings_sec.add(Bullets(findings_bullets(f, link, cfg.alpha)))
+    for task in TASKS:
+        if task not in found:
+            findings_sec.add(Paragraph(f"**{TASK_TITLE[task]}**: no results in this run."))
+    card = _card(found, summaries, manifest, results, conv_text, cfg, out)
+    if card is not None:
+        card_sec.add(card)
+    else:
+        card_sec.add(Paragraph("Not available: no task scores."))
+    broken = links(doc) - doc.anchors()
+    if broken:  # a programming error: every link is made with `link` above
+        raise RuntimeError(f"report links to missing anchors: {sorted(broken)}")
     return doc, _summary(
-        results, manifest, methods, conv_text, summaries, sig, fusion, cfg, protocols
+        results, manifest, methods, conv_text, summaries, sig, fusion, cfg, protocols, found
     )
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else np.nan
+
+
+def _card(
+    found: dict[str, TaskFindings],
+    summaries: dict[str, pd.DataFrame],
+    manifest: Manifest | None,
+    results: Results,
+    conv_text: str,
+    cfg: ReportConfig,
+    out: Path,
+) -> Figure | None:
+    """card.png / card.svg next to report.html, as a figure of the report."""
+    if not found:
+        return None
+    panels = [card_panel(f, summaries[t], list(cfg.baselines)) for t, f in found.items()]
+    name = manifest.name if manifest else "unknown dataset"
+    facts = [f"Dataset: {name}" + (f" ({manifest.provenance})" if manifest else "")]
+    if manifest:
+        facts.append("pairs: " + ", ".join(f"{k} {v}" for k, v in manifest.splits.items() if v))
+    for task, f in found.items():
+        seeds = sorted({s for m in results.task_runs(task).values() for s in m})
+        facts.append(
+            f"{TASK_TITLE[task]}: protocol {f.protocol}, seeds {', '.join(map(str, seeds))}"
+        )
+    facts.append(f"fusion-metric convention: {conv_text}")
+    when = _results_time(results)
+    if when:
+        facts.append(f"results of {when}")
+    footer = (
+        f"Score: mean over seeds with its {cfg.ci_level:.0%} t-interval over seeds (clipped to the score's range), "
+        "rounded to two significant digits of the interval's half-width. Shaded: the best (dark) and the methods "
+        "indistinguishable from it (light). ★: significantly better than both sources. Significance "
+        f"(p < {cfg.alpha:g}) includes the seed-to-seed training variance and the test-image sampling. "
+        "Grey squares and dotted lines: the sources. Full report: report.html (mmif-bench)."
+    )
+    fig = draw_card(f"{name}: which fusion helps which task?", facts, panels, footer)
+    save_card(fig, out)
+    return Figure(
+        "The results card (card.png, 1200 px wide, and card.svg next to this report): every "
+        "method's task score with its interval, the verdict on fusion against the sources and "
+        "the run facts on one page.",
+        "card.png",
+        "card.svg",
+    )
+
+
+def _results_time(results: Results) -> str:
+    """When the newest task or fusion metrics file was written (UTC), e.g. "2026-12-06 02:41 UTC"."""
+    paths = [
+        r.folder / "metrics.json"
+        for t in TASKS
+        for m in results.task_runs(t).values()
+        for r in m.values()
+    ]
+    paths += list((results.root / "fusion_metrics").glob("*.json"))
+    times = [p.stat().st_mtime for p in paths if p.is_file()]
+    if not times:
+        return ""
+    return datetime.fromtimestamp(max(times), tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _differences_section(
@@ -350,6 +507,7 @@ def _differences_section(
     tables: Path,
     figs: Path,
     cfg: ReportConfig,
+    summaries: dict[str, pd.DataFrame],
 ) -> None:
     """Differences to the baselines, the methods indistinguishable from the best, the known
     effects (sanity check) and the recomputed statistic."""
@@ -364,17 +522,13 @@ def _differences_section(
         return
     level = f"{cfg.ci_level:.0%}"
     cap = (
-        f"Method minus baseline: difference of seed means, {level} interval and two-sided p over seeds "
-        f"and test images ({cfg.bootstrap_samples} image resamples); seed_sd = std over seeds of the "
-        "within-seed difference (shared models); significant at alpha = "
-        f"{cfg.alpha:g}"
+        f"Method minus baseline: difference of seed means [{level} interval over seeds and test images, "
+        f"{cfg.bootstrap_samples} image resamples; clipped to [-1, 1]] and two-sided p; seed_sd = std over "
+        f"seeds of the within-seed difference (shared models); significant at alpha = {cfg.alpha:g}"
     )
-    shown = sig.comparisons.drop(columns=["n_images", "significant", "se_seeds", "se_images", "df"])
-    sec.add(
-        Table(
-            cap, shown, _files("tables", write_table(sig.comparisons, tables, "significance", cap))
-        )
-    )
+    shown = significance_display(sig.comparisons)
+    files = write_table(sig.comparisons, tables, "significance", cap, shown)
+    sec.add(Table(cap, shown, _files("tables", files)))
     _add(
         sec,
         plots.plot_differences(
@@ -384,13 +538,12 @@ def _differences_section(
     if not sig.best.empty:
         cap = (
             f"The best method per task (highest seed mean) and every method's difference to it "
-            f"({level} interval, p); indistinguishable = not significantly worse at alpha = {cfg.alpha:g}"
+            f"({level} interval over seeds and test images, p); value = seed mean [{level} t-interval over "
+            f"seeds]; indistinguishable = not significantly worse at alpha = {cfg.alpha:g}"
         )
-        sec.add(
-            Table(
-                cap, sig.best, _files("tables", write_table(sig.best, tables, "best_methods", cap))
-            )
-        )
+        shown = best_display(sig.best, summaries)
+        files = write_table(sig.best, tables, "best_methods", cap, shown)
+        sec.add(Table(cap, shown, _files("tables", files)))
         summary = []
         for task, group in sig.best.groupby("task", sort=False):
             same = list(group.loc[group["indistinguishable"], "method"])
@@ -414,9 +567,9 @@ def _differences_section(
             f"{'/'.join(PER_CLASS_SCORE.values())} of the better minus the worse source, {level} interval over seeds "
             f"and test images; detected = significant in the expected direction at alpha = {cfg.alpha:g}"
         )
-        sub.add(
-            Table(cap, sig.sanity, _files("tables", write_table(sig.sanity, tables, "sanity", cap)))
-        )
+        shown = sanity_display(sig.sanity)
+        files = write_table(sig.sanity, tables, "sanity", cap, shown)
+        sub.add(Table(cap, shown, _files("tables", files)))
         lines = []
         for task, group in sig.sanity.groupby("task", sort=False):
             found = group[group["detected"]]
@@ -431,17 +584,14 @@ def _differences_section(
     if not recomputed.empty:
         cap = (
             "The tested statistic recomputed on the full test set next to the stage's values, per "
-            "seed: equal by construction (one AP definition; the same confusion counts). "
-            "Cross-checks: torchmetrics' COCO mAP50 (equal up to its float32 recall points) and "
-            "ultralytics' mAP50 (its own interpolation)."
+            "seed: equal by construction (one AP definition; the same confusion counts), so "
+            "|recomputed - stage| is 0 up to float rounding. Cross-checks: torchmetrics' COCO mAP50 "
+            "(equal up to its float32 recall points) and ultralytics' mAP50 (its own interpolation). "
+            "Single values without an interval: three significant digits."
         )
-        sec.add(
-            Table(
-                cap,
-                recomputed,
-                _files("tables", write_table(recomputed, tables, "recomputed", cap)),
-            )
-        )
+        shown = _recomputed_display(recomputed)
+        files = write_table(recomputed, tables, "recomputed", cap, shown)
+        sec.add(Table(cap, shown, _files("tables", files)))
 
 
 def _protocol_titles(protocols: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -599,14 +749,17 @@ def _recomputed(sig: Significance, runs: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _correlation_display(correlations: pd.DataFrame) -> pd.DataFrame:
-    """Wide view: one row per fusion metric, one rho column per task score."""
-    df = correlations.assign(col=correlations["task"] + " " + correlations["score"])
-    return (
-        df.pivot(index="metric", columns="col", values="rho")
-        .reset_index()
-        .rename_axis(columns=None)
-    )
+def _recomputed_display(recomputed: pd.DataFrame) -> pd.DataFrame:
+    """Per-seed values (three significant digits: no interval) and the size of the gap between
+    the recomputed and the stage's value, which should be 0."""
+    out = recomputed[["task", "score", "method", "seed"]].copy()
+    for col in ("recomputed", "stage", "stage_torchmetrics", "stage_ultralytics"):
+        out[col] = [significant(v) for v in recomputed[col]]
+    gap = (recomputed["recomputed"] - pd.to_numeric(recomputed["stage"], errors="coerce")).abs()
+    out["|recomputed - stage|"] = [
+        "n/a" if not np.isfinite(g) else "0" if g == 0 else f"{g:.1e}" for g in gap
+    ]
+    return out
 
 
 def _summary(
@@ -619,6 +772,7 @@ def _summary(
     fusion: pd.DataFrame,
     cfg: ReportConfig,
     protocols: dict[str, dict[str, str]],
+    found: dict[str, TaskFindings],
 ) -> dict[str, Any]:
     """Headline numbers per method for `dvc metrics show` (nested keys, NaN as null)."""
     out: dict[str, Any] = {
@@ -668,6 +822,21 @@ def _summary(
             "indistinguishable": [str(x) for x in group.loc[group["indistinguishable"], "method"]],
         }
         for task, group in sig.best.groupby("task", sort=False)
+    }
+    out["findings"] = {
+        task: {
+            "score": f.score,
+            "best": f.best,
+            "best_value": f.best_value,
+            "best_ci_low": f.best_low,
+            "best_ci_high": f.best_high,
+            "indistinguishable_from_best": f.indistinguishable,
+            "tested": f.tested,
+            "fusion_beats_both_sources": [v.method for v in f.winners],
+            "any_significant": f.any_significant,
+            "best_predicting_metric": f.predictor,
+        }
+        for task, f in found.items()
     }
     out["sanity"] = {
         f"{row['task']}: {row['effect']}": {

@@ -17,8 +17,16 @@ import pandas as pd
 from mmif.data.layout import CONDITIONS, condition_of
 from mmif.report.ap import average_precision, match_detections
 from mmif.report.loading import SeedRun, load_confusion, load_predictions
+from mmif.report.tables import cells_table
 
-__all__ = ["CONDITIONS", "condition_of", "detection_by_condition", "segmentation_by_condition"]
+__all__ = [
+    "CONDITIONS",
+    "condition_of",
+    "detection_by_condition",
+    "detection_condition_cells",
+    "segmentation_by_condition",
+    "segmentation_condition_cells",
+]
 
 
 def _conditions(stems: list[str]) -> dict[str, np.ndarray] | None:
@@ -34,6 +42,20 @@ def detection_by_condition(
     runs: dict[str, dict[int, SeedRun]], methods: list[str], max_dets: int = 100
 ) -> pd.DataFrame:
     """method x (condition, class) AP50, mean over seeds; empty when stems carry no condition."""
+    return _means(detection_condition_cells(runs, methods, max_dets), methods)
+
+
+def segmentation_by_condition(
+    runs: dict[str, dict[int, SeedRun]], methods: list[str]
+) -> pd.DataFrame:
+    """method x (condition, class) IoU from summed confusion counts, mean over seeds."""
+    return _means(segmentation_condition_cells(runs, methods), methods)
+
+
+def detection_condition_cells(
+    runs: dict[str, dict[int, SeedRun]], methods: list[str], max_dets: int = 100
+) -> dict[tuple[str, str], list[float]]:
+    """(method, "class (condition)") -> per-seed AP50 on that condition's images."""
     cells: dict[tuple[str, str, str], list[float]] = {}
     for m in methods:
         for run in runs.get(m, {}).values():
@@ -49,13 +71,13 @@ def detection_by_condition(
                 for name, ap in zip(p.classes, average_precision(matched, w), strict=True):
                     if np.isfinite(ap):
                         cells.setdefault((m, cond, name), []).append(float(ap))
-    return _wide(cells, methods)
+    return _columns(cells)
 
 
-def segmentation_by_condition(
+def segmentation_condition_cells(
     runs: dict[str, dict[int, SeedRun]], methods: list[str]
-) -> pd.DataFrame:
-    """method x (condition, class) IoU from summed confusion counts, mean over seeds."""
+) -> dict[tuple[str, str], list[float]]:
+    """(method, "class (condition)") -> per-seed IoU from the condition's summed confusion."""
     cells: dict[tuple[str, str, str], list[float]] = {}
     for m in methods:
         for run in runs.get(m, {}).values():
@@ -74,25 +96,28 @@ def segmentation_by_condition(
                 for c, name in enumerate(conf.class_names):
                     if present[c] and union[c] > 0:
                         cells.setdefault((m, cond, name), []).append(float(inter[c] / union[c]))
-    return _wide(cells, methods)
+    return _columns(cells)
 
 
-def _wide(cells: dict[tuple[str, str, str], list[float]], methods: list[str]) -> pd.DataFrame:
-    if not cells:
-        return pd.DataFrame()
+def _columns(cells: dict[tuple[str, str, str], list[float]]) -> dict[tuple[str, str], list[float]]:
+    """(method, condition, class) cells keyed by method and "class (condition)", ordered class
+    by class with day next to night."""
     names: list[str] = []
     for _, _, name in cells:
         if name not in names:
             names.append(name)
     conds = [c for c in CONDITIONS.values() if any(k[1] == c for k in cells)]
-    cols = [(cond, name) for name in names for cond in conds]  # class by class, day next to night
-    rows = []
-    for m in methods:
-        if not any(k[0] == m for k in cells):
-            continue
-        row: dict[str, object] = {"method": m}
-        for cond, name in cols:
-            vals = cells.get((m, cond, name))
-            row[f"{name} ({cond})"] = float(np.mean(vals)) if vals else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
+    methods = list(dict.fromkeys(k[0] for k in cells))
+    return {
+        (m, f"{name} ({cond})"): cells[(m, cond, name)]
+        for name in names
+        for cond in conds
+        for m in methods
+        if (m, cond, name) in cells
+    }
+
+
+def _means(cells: dict[tuple[str, str], list[float]], methods: list[str]) -> pd.DataFrame:
+    if not cells:
+        return pd.DataFrame()
+    return cells_table(cells, methods, lambda v: float(np.mean(v)) if v else np.nan)

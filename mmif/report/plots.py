@@ -18,6 +18,7 @@ from matplotlib.figure import Figure as MplFigure
 
 from mmif.report.document import Figure
 from mmif.report.loading import SeedRun, read_csv
+from mmif.report.precision import bounds_of, clip, difference_bounds, p_text, rounded
 from mmif.report.tables import LOWER_IS_BETTER, fmt
 
 log = logging.getLogger(__name__)
@@ -74,12 +75,12 @@ def plot_task_scores(
         shown = [m for m in methods if m in sub.index]
         x = np.arange(len(shown))
         means = sub.loc[shown, "mean"].to_numpy(float)
-        err = np.vstack(
-            [
-                means - sub.loc[shown, "ci_low"].to_numpy(float),
-                sub.loc[shown, "ci_high"].to_numpy(float) - means,
-            ]
+        low, high, _ = clip(
+            sub.loc[shown, "ci_low"].to_numpy(float),
+            sub.loc[shown, "ci_high"].to_numpy(float),
+            bounds_of(score),
         )
+        err = np.vstack([means - low, high - means])
         err = np.nan_to_num(err, nan=0.0)
         ax.bar(
             x,
@@ -100,7 +101,7 @@ def plot_task_scores(
     fig.tight_layout()
     caption = (
         f"Task scores per method: bar = mean over seeds, error bar = {ci_level:.0%} t-interval over seeds "
-        "(none with one seed), dots = single seeds; baselines in grey."
+        "(none with one seed; clipped to [0, 1]), dots = single seeds; baselines in grey."
     )
     return save_figure(fig, folder, "task_scores", caption)
 
@@ -131,14 +132,24 @@ def _with_protocol(title: str, protocol: str | None) -> str:
 
 
 def plot_per_class(
-    table: pd.DataFrame, task: str, key: str, folder: Path, protocol: str | None = None
+    table: pd.DataFrame,
+    task: str,
+    key: str,
+    folder: Path,
+    protocol: str | None = None,
+    labels: pd.DataFrame | None = None,
 ) -> Figure | None:
-    """Heatmap method x class of the per-class AP50 or IoU (mean over seeds)."""
+    """Heatmap method x class of the per-class AP50 or IoU (mean over seeds); labels: the
+    cells' text (rounded by the precision rule), the values with 3 significant digits if None."""
     if table.empty or table.shape[1] <= 1:
         return None
     classes = [c for c in table.columns if c != "method"]
     values = table[classes].to_numpy(float)
-    labels = np.vectorize(lambda v: fmt(v, 3))(values)
+    labels = (
+        labels[classes].to_numpy(object)
+        if labels is not None
+        else np.vectorize(lambda v: fmt(v, 3))(values)
+    )
     fig = MplFigure(figsize=(max(4.0, 0.8 * len(classes) + 2.5), max(2.5, 0.4 * len(table) + 1.5)))
     ax = fig.add_subplot(1, 1, 1)
     im = _heatmap(ax, values, labels, list(table["method"]), classes)
@@ -168,12 +179,19 @@ def normalise_metrics(fusion: pd.DataFrame, metrics: list[str]) -> np.ndarray:
 
 
 def plot_fusion_heatmap(
-    fusion: pd.DataFrame, metrics: list[str], convention: str, folder: Path
+    fusion: pd.DataFrame,
+    metrics: list[str],
+    convention: str,
+    folder: Path,
+    labels: np.ndarray | None = None,
 ) -> Figure | None:
+    """Heatmap method x metric, colour normalised per metric; labels: the means' text (rounded
+    by the precision rule), 3 significant digits if None."""
     if fusion.empty or not metrics:
         return None
     norm = normalise_metrics(fusion, metrics)
-    labels = np.vectorize(lambda v: fmt(v, 3))(fusion[metrics].to_numpy(float))
+    if labels is None:
+        labels = np.vectorize(lambda v: fmt(v, 3))(fusion[metrics].to_numpy(float))
     fig = MplFigure(
         figsize=(max(5.0, 0.75 * len(metrics) + 2.5), max(2.5, 0.4 * len(fusion) + 1.6))
     )
@@ -185,7 +203,7 @@ def plot_fusion_heatmap(
     caption = (
         f"Fusion metrics per method ({convention} convention): colour = value min-max normalised over "
         f"the methods per metric, 1 = best (lower is better for {', '.join(sorted(LOWER_IS_BETTER))}); "
-        "numbers = raw means over the test images."
+        "numbers = raw means over the test images, at the precision their interval over the images supports."
     )
     return save_figure(fig, folder, "fusion_metrics", caption)
 
@@ -229,10 +247,14 @@ def plot_correlations(
                     & (correlations["score"] == score)
                     & (correlations["metric"] == metric)
                 ]
-                rho, p = (
-                    (row["rho"].iloc[0], row["p_value"].iloc[0]) if len(row) else (np.nan, np.nan)
-                )
-                ax.set_title(f"{metric}: rho={fmt(rho, 2)}, p={fmt(p, 2)}", fontsize=8)
+                rho_text, p = "n/a", np.nan
+                if len(row):
+                    r = row.iloc[0]
+                    rho_text = rounded(
+                        r["rho"], r.get("ci_low", np.nan), r.get("ci_high", np.nan), (-1.0, 1.0)
+                    ).text()
+                    p = r["p_value"]
+                ax.set_title(f"{metric}: rho {rho_text}, p {p_text(p)}", fontsize=8)
                 ax.tick_params(labelsize=7)
                 ax.set_xlabel(metric, fontsize=7)
                 if k % ncols == 0:
@@ -241,7 +263,8 @@ def plot_correlations(
             fig.tight_layout()
             caption = (
                 f"{task} {score} (mean over seeds) against each fusion metric, one point per method; "
-                "rho = Spearman's rank correlation over the methods (scipy.stats.spearmanr), p its two-sided p-value. "
+                "rho = Spearman's rank correlation over the methods (scipy.stats.spearmanr) [95% interval, Fisher's z], "
+                "p its two-sided p-value. "
                 "A metric that predicts task gains ranks methods as the task does (rho near 1; near -1 for MSE, Nabf)."
             )
             figures.append(save_figure(fig, folder, f"correlation_{task}_{score}", caption))
@@ -374,8 +397,10 @@ def plot_differences(
         order = [m for m in methods if m in set(group["method"])]
         g = group.set_index("method").loc[order]
         y = np.arange(len(order))[::-1]
+        bounds = difference_bounds(bounds_of(str(g["score"].iloc[0])))
         for yi, (m, row) in zip(y, g.iterrows(), strict=True):
-            ax.plot([row["ci_low"], row["ci_high"]], [yi, yi], color=colours[m], linewidth=2)
+            low, high, _ = clip(row["ci_low"], row["ci_high"], bounds)
+            ax.plot([low, high], [yi, yi], color=colours[m], linewidth=2)
             ax.scatter(
                 [row["delta"]],
                 [yi],
@@ -396,7 +421,7 @@ def plot_differences(
     fig.tight_layout()
     caption = (
         f"Difference of each method to each baseline: dot = difference of seed means, line = {ci_level:.0%} "
-        "interval over seeds and test images; filled = significant. Under frozen and finetune the "
+        "interval over seeds and test images (clipped to [-1, 1]); filled = significant. Under frozen and finetune the "
         "difference is taken within each seed's shared task model."
     )
     return save_figure(fig, folder, "differences", caption)

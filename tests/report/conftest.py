@@ -84,6 +84,7 @@ def build_fake_tree(
     write_images: bool = True,
     skipped_tasks: bool = False,
     protocol: str | None = None,
+    jitter: float = 0.0,
 ) -> FakeTree:
     """Write a prepared dataset, fused images and a results tree under `root`.
 
@@ -93,6 +94,9 @@ def build_fake_tree(
     (pipelines.tasks.write_skipped) as a dataset without labels gets.
     protocol: written into every task metrics.json (None: no key, as results from before the
     protocols, read as retrain).
+    jitter: std of the per-seed noise added to the task scores of metrics.json (and to the
+    detection hit rate and segmentation accuracy of the seed) and of the per-image noise of the
+    fusion metrics (0: every seed and image scores the same).
     """
     extra = {"protocol": protocol} if protocol else {}
     rng = np.random.default_rng(123)
@@ -135,13 +139,22 @@ def build_fake_tree(
         values = {k: float(q * (i + 1) + rng.normal(0, 0.01)) for i, k in enumerate(fusion_metrics)}
         _json(fm / f"{m}.json", {"convention": "cddfuse", "n_images": n_images, **values})
         rows = ["name," + ",".join(fusion_metrics)]
-        rows += [f"{s}," + ",".join(str(values[k]) for k in fusion_metrics) for s in tree.stems]
+        rows += [
+            f"{s},"
+            + ",".join(
+                str(values[k] + (jitter * rng.normal() if jitter else 0.0)) for k in fusion_metrics
+            )
+            for s in tree.stems
+        ]
         (fm / f"{m}_per_image.csv").write_text("\n".join(rows) + "\n")
 
     gt = [_boxes(rng, int(rng.integers(1, 4))) for _ in tree.stems]
     for m, q in quality.items():
+        q_method = q
         for s in seeds:
             run_rng = np.random.default_rng(1000 * s + len(m))
+            if jitter:  # (no draw without it: the other tests' random streams stay as they were)
+                q = float(np.clip(q_method + jitter * run_rng.normal(), 0.0, 1.0))
             if detect:
                 d = tree.results / "detect" / m / f"seed_{s}"
                 preds = fake_predictions(gt, q, run_rng)
@@ -176,6 +189,7 @@ def build_fake_tree(
                     **extra,
                 })  # fmt: skip
                 (d / "curves.csv").write_text("epoch,train_loss,val_mIoU\n1,1.0,0.2\n2,0.8,0.3\n")
+        q = q_method
     if skipped_tasks:
         reason = "dataset 'fake' has no labels"
         for task, files in (
@@ -232,3 +246,31 @@ def built_report(tmp_path_factory) -> BuiltReport:
         ReportConfig(bootstrap_samples=200, n_grid_images=2),
     )
     return BuiltReport(tree, out)
+
+
+@pytest.fixture(scope="session")
+def varied_report(tmp_path_factory) -> Path:
+    """A report whose seeds and test images vary (intervals are not degenerate), 5 methods,
+    3 seeds, protocol frozen; shared by the card, precision and browser tests."""
+    from mmif.report import ReportConfig, build_report
+
+    root = tmp_path_factory.mktemp("varied")
+    quality = {"vis": 0.45, "ir": 0.4, "max": 0.55, "mean": 0.42, "coconet": 0.9}
+    tree = build_fake_tree(
+        root,
+        quality,
+        seeds=(0, 1, 2),
+        n_images=16,
+        protocol="frozen",
+        jitter=0.03,
+        fusion_metrics=("EN", "SF", "AG", "MSE"),
+    )
+    out = root / "results" / "report"
+    build_report(
+        tree.results,
+        tree.data,
+        tree.fused,
+        out,
+        ReportConfig(bootstrap_samples=200, n_grid_images=1),
+    )
+    return out

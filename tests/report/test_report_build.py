@@ -61,7 +61,11 @@ def test_html_is_self_contained(built_report):
 def test_markdown_links_resolve_and_tables_inline(built_report):
     md = (built_report.out / "report.md").read_text()
     links = re.findall(r"\]\(([^)]+)\)", md)
-    assert links and all((built_report.out / link).is_file() for link in links)
+    files = [link for link in links if not link.startswith("#")]
+    assert files and all((built_report.out / link).is_file() for link in files)
+    ids = set(re.findall(r'<a id="([^"]+)"></a>', md))
+    anchors = [link[1:] for link in links if link.startswith("#")]
+    assert anchors and set(anchors) <= ids
     assert "| method" in md
 
 
