@@ -2,14 +2,18 @@
 """Check that report.html is self-contained: open it in headless Chromium, take a screenshot
 and verify that the page makes no network request to any host.
 
-Two independent checks:
+Three checks:
 1. static: every src/href/srcset/poster/... attribute, CSS url() and @import of the HTML is a
-   `data:` URI or an in-page anchor (no http(s)://, protocol-relative // or relative file links);
+   `data:` URI or an in-page anchor (no http(s)://, protocol-relative // or relative file links),
+   and every in-page link (#anchor) has its target;
 2. browser: Chromium loads the file with background networking, sync and component updates
    off and writes its network log (--log-net-log); every request that the page made (told apart
    by its initiator) to anything but file:, data: and local addresses is reported. Chromium's
    own background traffic (update checks and the like: initiator "not an origin") is listed as
-   a note and does not fail the check.
+   a note and does not fail the check;
+3. images: a copy of the page with a small probe script (the report itself has none) is loaded
+   again with --dump-dom; the probe decodes every <img> and writes how many decoded into the
+   DOM, so a corrupt embedded image fails the check.
 
 Usage:
     python scripts/check_report_html.py results/report/report.html [--screenshot shot.png]
@@ -80,6 +84,7 @@ class _ReferenceCollector(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.references: list[tuple[str, str]] = []  # (where, value)
         self.tags: list[str] = []
+        self.ids: set[str] = set()
         self._in_style = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -87,6 +92,8 @@ class _ReferenceCollector(HTMLParser):
         self._in_style = tag == "style"
         for name, value in attrs:
             value = value or ""
+            if name in ("id", "name"):
+                self.ids.add(value)
             if name in URL_ATTRIBUTES:
                 parts = (
                     [p.strip().split(" ")[0] for p in value.split(",")]
@@ -129,6 +136,10 @@ def static_findings(html_text: str) -> tuple[list[str], list[str], int]:
     for tag in ("script", "link", "iframe", "object", "embed", "base"):
         if tag in parser.tags:
             problems.append(f"<{tag}> element present (a self-contained report needs none)")
+    for where, value in parser.references:
+        target = value.strip()[1:]
+        if value.strip().startswith("#") and target and target not in parser.ids:
+            problems.append(f"{where}: {value[:120]} (no element with this id: a broken link)")
     referenced = {value for _, value in parser.references}
     notes = [u[:120] for u in sorted(set(URL_IN_TEXT.findall(html_text))) if u not in referenced]
     return problems, notes, parser.tags.count("img")
@@ -230,6 +241,45 @@ def run_chromium(
     return proc.returncode, (proc.stdout + proc.stderr)[-2000:], net_log
 
 
+#: appended to a temporary copy of the page (never to the report): after the load event, an
+#: image that failed to decode is complete with naturalWidth 0; writes "decoded/total" into the
+#: DOM that --dump-dom prints
+IMAGE_PROBE = """<script>
+window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (img) { return img.complete && img.naturalWidth > 0; });
+  document.body.setAttribute("data-images-decoded", ok.length + "/" + imgs.length);
+});
+</script>"""
+DECODED = re.compile(r'data-images-decoded="(\d+)/(\d+)"')
+
+
+def dump_dom(chromium: str, html_text: str, work: Path, timeout: float, probe: bool = True) -> str:
+    """The page's DOM after loading in Chromium (with the image probe appended), as text."""
+    page = work / "probe.html"
+    body_end = html_text.lower().rfind("</body>")
+    extra = IMAGE_PROBE if probe else ""
+    page.write_text(
+        html_text[:body_end] + extra + html_text[body_end:] if body_end >= 0 else html_text + extra
+    )
+    cmd = [
+        chromium,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={work / 'profile-dom'}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        page.resolve().as_uri(),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    return proc.stdout
+
+
+def decoded_images(dom: str) -> tuple[int, int] | None:
+    """(decoded, total) images written by the probe into a dumped DOM; None if it did not run."""
+    m = DECODED.search(dom)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
 def screenshot_facts(path: Path) -> str:
     try:
         from PIL import Image
@@ -306,6 +356,13 @@ def main(argv: list[str] | None = None) -> int:
         except json.JSONDecodeError as exc:
             say(f"net log unreadable ({exc})")
             return 2
+        try:
+            dom = dump_dom(
+                chromium, args.report.read_text(errors="replace"), Path(tmp), args.timeout
+            )
+        except subprocess.TimeoutExpired:
+            dom = ""
+        decoded = decoded_images(dom)
     if screenshot.is_file():
         say(f"screenshot: {screenshot} ({screenshot_facts(screenshot)})")
     else:
@@ -320,7 +377,12 @@ def main(argv: list[str] | None = None) -> int:
             f"  note: {len(background)} entries of Chromium's own background traffic (update "
             "checks and the like), not the page's: " + ", ".join(background[:4])
         )
-    clean = not problems and not requests and screenshot.is_file()
+    if decoded is None:
+        say("images: the probe did not report (Chromium gave no DOM); not checked")
+    else:
+        say(f"images decoded in the browser: {decoded[0]} of {decoded[1]}")
+    images_ok = decoded is None or decoded[0] == decoded[1]
+    clean = not problems and not requests and screenshot.is_file() and images_ok
     say(
         "RESULT: "
         + ("self-contained, no network requests" if clean else "problems found (see above)")
