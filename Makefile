@@ -36,7 +36,7 @@ dvc-local: $(STAMP)
 repro: $(STAMP) dvc-local
 	dvc repro $(ARGS)
 	@echo; python scripts/print_summary.py
-	@echo; echo "Report: results/report/report.html (and report.md); every number: dvc metrics show"
+	@echo "Every number: dvc metrics show"
 
 test: $(STAMP) dvc-local
 	bash scripts/run_tests.sh $(ARGS)
