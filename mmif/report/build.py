@@ -27,6 +27,7 @@ import pandas as pd
 from mmif.data.layout import Manifest
 from mmif.errors import MissingInputError
 from mmif.io import atomic_dir, check_output_dir, write_text
+from mmif.protocol import is_paired
 from mmif.report import plots
 from mmif.report.card import card_panel, draw_card, save_card
 from mmif.report.conditions import detection_condition_cells, segmentation_condition_cells
@@ -43,7 +44,8 @@ from mmif.report.document import (
 )
 from mmif.report.findings import (
     TaskFindings,
-    findings_bullets,
+    answer_bullets,
+    check_bullets,
     lead_paragraph,
     markdown_link,
     task_findings,
@@ -264,7 +266,8 @@ def _assemble(
         caption = (
             f"{TASK_TITLE[task]} on the test split, protocol {protocol_text(protocols[task])}: "
             f"mean [{cfg.ci_level:.0%} t-interval] over seeds, clipped to [0, 1]; "
-            f"marks = significant gain in {TESTED_SCORE[task]} ({_mark_legend(cfg)})"
+            f"marks = significant gain in {TESTED_SCORE[task]} ({_mark_legend(cfg)}); std and the "
+            "torchmetrics / ultralytics cross-checks (tm_*, ul_*) in the CSV"
         )
         files = write_table(summary, tables, f"{task}_scores", caption, display)
         sec.add(Table(caption, display, _files("tables", files)))
@@ -415,12 +418,19 @@ def _assemble(
         return markdown_link(text, anchor) if anchor in anchors else text
 
     findings_sec.add(Paragraph(lead_paragraph(len(found), cfg.ci_level, cfg.alpha)))
-    for task, f in found.items():
-        findings_sec.add(Paragraph(f"**{TASK_TITLE[task]}** ({f.score}, protocol {f.protocol})"))
-        findings_sec.add(Bullets(findings_bullets(f, link, cfg.alpha)))
-    for task in TASKS:
-        if task not in found:
+    for task in TASKS:  # the answers first, every task, then the checks
+        if task in found:
+            f = found[task]
+            findings_sec.add(
+                Paragraph(f"**{TASK_TITLE[task]}** ({f.score}, protocol {f.protocol})")
+            )
+            findings_sec.add(Bullets(answer_bullets(f, link, cfg.alpha)))
+        else:
             findings_sec.add(Paragraph(f"**{TASK_TITLE[task]}**: no results in this run."))
+    checks = [b for f in found.values() for b in check_bullets(f, link)]
+    if checks:
+        findings_sec.add(Paragraph("**Checks**"))
+        findings_sec.add(Bullets(checks))
     card = _card(found, summaries, manifest, results, conv_text, cfg, out)
     if card is not None:
         card_sec.add(card)
@@ -469,7 +479,14 @@ def _card(
         "rounded to two significant digits of the interval's half-width. Shaded: the best (dark) and the methods "
         "indistinguishable from it (light). ★: significantly better than both sources. Significance "
         f"(p < {cfg.alpha:g}) includes the seed-to-seed training variance and the test-image sampling. "
-        "Grey squares and dotted lines: the sources. Full report: report.html (mmif-bench)."
+        "Grey squares and dotted lines: the sources."
+        + (
+            " The methods share each seed's task model, so differences are tested within a seed: "
+            "they can be significant where these intervals overlap."
+            if _all_paired(results)
+            else ""
+        )
+        + " Full report: report.html (mmif-bench)."
     )
     fig = draw_card(f"{name}: which fusion helps which task?", facts, panels, footer)
     save_card(fig, out)
@@ -480,6 +497,12 @@ def _card(
         "card.png",
         "card.svg",
     )
+
+
+def _all_paired(results: Results) -> bool:
+    """Every task run under a shared-model protocol (frozen, finetune)."""
+    runs = [r for t in TASKS for m in results.task_runs(t).values() for r in m.values()]
+    return bool(runs) and all(is_paired(str(r.metrics.get("protocol") or "retrain")) for r in runs)
 
 
 def _results_time(results: Results) -> str:

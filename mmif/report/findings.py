@@ -245,8 +245,19 @@ def markdown_link(text: str, anchor: str) -> str:
 
 
 def findings_bullets(f: TaskFindings, link: Link = markdown_link, alpha: float = 0.05) -> list[str]:
-    """The task's findings as sentences with Markdown links `[table](#anchor)` to the evidence."""
-    anchor = {k: v.format(task=f.task) for k, v in ANCHORS.items()}
+    """The task's findings as sentences with Markdown links `[table](#anchor)` to the evidence:
+    the answers, then the checks."""
+    return answer_bullets(f, link, alpha) + check_bullets(f, link)
+
+
+def _anchors(task: str) -> dict[str, str]:
+    return {k: v.format(task=task) for k, v in ANCHORS.items()}
+
+
+def answer_bullets(f: TaskFindings, link: Link = markdown_link, alpha: float = 0.05) -> list[str]:
+    """The answers: the best method (and the ones indistinguishable from it), whether a fusion
+    beats both sources; "nothing is significant" first when nothing is."""
+    anchor = _anchors(f.task)
     out: list[str] = []
     if f.best is None:
         return [f"No {f.score} scores: nothing to compare."]
@@ -271,7 +282,7 @@ def findings_bullets(f: TaskFindings, link: Link = markdown_link, alpha: float =
             f"Highest {f.score}: **{f.best}**, {best_text} ({interval_kind}; {ref_scores}). "
             f"Untested ({why}): the report makes no claim of a significant difference for this task."
         )
-        return out + _predictor_bullets(f, link, anchor)
+        return out
 
     if not f.any_significant:
         out.append(
@@ -315,14 +326,21 @@ def findings_bullets(f: TaskFindings, link: Link = markdown_link, alpha: float =
     else:
         text = (
             f"Fusion beats {both}: **no**, none of the {len(f.fusion_methods)} fusion methods is "
-            f"significantly better than {sources}."
+            f"significantly better than {sources}" + ("." if f.closest is not None else "")
         )
         if f.closest is not None:
-            text += f" Closest: {f.closest.method}, {_versus(f.closest, f.score)}."
-        out.append(f"{text} ({ref_diff}, {ref_sig})")
+            text += f" Closest: {f.closest.method}, {_versus(f.closest, f.score)}"
+        out.append(f"{text} ({ref_diff}, {ref_sig}).")
     if f.losers_to_all:
         out.append(f"Significantly worse than {both}: {names(f.losers_to_all)} ({ref_diff}).")
 
+    return out
+
+
+def check_bullets(f: TaskFindings, link: Link = markdown_link) -> list[str]:
+    """The checks: the known effects of the synthetic data, the best-predicting fusion metric."""
+    anchor = _anchors(f.task)
+    out: list[str] = []
     if f.effects:
         found = [e for e in f.effects if bool(e["detected"])]
         missed = [e for e in f.effects if not bool(e["detected"])]
@@ -338,8 +356,8 @@ def findings_bullets(f: TaskFindings, link: Link = markdown_link, alpha: float =
             for e in f.effects
         )
         out.append(
-            f"Known effects of the synthetic data ({len(f.effects)}): {verdict}. {details} "
-            f"({link('sanity check', anchor['sanity'])})."
+            f"Known effects of the synthetic data in {f.title.lower()} ({len(f.effects)}): "
+            f"{verdict}. {details} ({link('sanity check', anchor['sanity'])})."
         )
     return out + _predictor_bullets(f, link, anchor)
 

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from mmif.report.document import LINK, Bullets, Document, Figure, Paragraph, Table
-from mmif.report.tables import display_frame
+from mmif.report.tables import display_frame, numeric_column
 
 STYLE = """
 body { font-family: sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -21,7 +21,7 @@ h1, h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
 table { border-collapse: collapse; margin: .5em 0 1.5em; font-size: 90%; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
 th { background: #f2f2f2; }
-td:first-child, th:first-child { text-align: left; }
+td:first-child, th:first-child, td.text, th.text { text-align: left; }
 figure { margin: 1em 0 2em; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption, .caption { color: #444; font-style: italic; }
@@ -52,6 +52,22 @@ def data_uri(path: Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
 
+def _table(frame) -> str:
+    """A display table: numbers (and intervals) right-aligned, text columns left-aligned."""
+    text_cols = [not numeric_column(frame[c]) for c in frame.columns]
+    cls = [' class="text"' if t else "" for t in text_cols]
+    head = "".join(
+        f"<th{c}>{html.escape(str(name))}</th>" for name, c in zip(frame.columns, cls, strict=True)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{c}>{html.escape(str(v))}</td>" for v, c in zip(row, cls, strict=True))
+        + "</tr>"
+        for row in frame.itertuples(index=False, name=None)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def render_html(doc: Document, root: Path) -> str:
     """The document as HTML; figure paths are relative to `root`, whose PNGs are embedded."""
     parts = [
@@ -78,9 +94,7 @@ def render_html(doc: Document, root: Path) -> str:
                 if block.frame.empty:
                     parts.append('<p class="na">not available</p>')
                 else:
-                    parts.append(
-                        display_frame(block.frame).to_html(index=False, border=0, escape=True)
-                    )
+                    parts.append(_table(display_frame(block.frame)))
             elif isinstance(block, Figure):
                 alt = html.escape(block.caption, quote=True)
                 parts.append(

@@ -154,7 +154,10 @@ class Rounded:
     """An estimate with its interval as text at the precision the interval supports.
 
     places: the decimal place (None: no interval, `estimate` has 3 significant digits);
-    clipped: an end of the interval was moved into the score's range.
+    clipped: an end of the interval was moved into the score's range; half: the half-width
+    at the same place; exponent: tiny values (six decimals or more) are written as mantissas
+    times 10**exponent, "(7.7 ± 2.3)e-7", instead of "0.00000077 ± 0.00000023".
+    Inside an interval and after "±" a no-break space keeps the interval on one line.
     """
 
     estimate: str
@@ -162,14 +165,35 @@ class Rounded:
     high: str
     places: int | None
     clipped: bool
+    half: str = ""
+    exponent: int = 0
+
+    def _scaled(self, core: str) -> str:
+        return f"({core.replace(' ', NBSP)})e{self.exponent}" if self.exponent else core
+
+    def value(self) -> str:
+        """The estimate alone at its precision ("0.21", "7.7e-7")."""
+        return f"{self.estimate}e{self.exponent}" if self.exponent else self.estimate
 
     def text(self, spread: str | None = None) -> str:
         """ "0.21 [0.00, 0.58]", with a spread "0.21 ± 0.15 [0.00, 0.58]"; the estimate alone
         without an interval."""
         if self.places is None:
             return self.estimate
-        pm = f" ± {spread}" if spread else ""
-        return f"{self.estimate}{pm} [{self.low}, {self.high}]"
+        pm = f" ±{NBSP}{spread}" if spread else ""
+        return self._scaled(f"{self.estimate}{pm} [{self.low},{NBSP}{self.high}]")
+
+    def pm(self) -> str:
+        """ "6.831 ± 0.052": the symmetric form (the estimate alone without an interval)."""
+        if self.places is None:
+            return self.estimate
+        return self._scaled(f"{self.estimate} ±{NBSP}{self.half}")
+
+
+#: no-break space: inside intervals and after "±" (an interval never breaks across lines)
+NBSP = "\u00a0"
+#: from this decimal place on, values below 1e-3 are written with an exponent
+SCI_PLACES = 6
 
 
 def rounded(
@@ -190,9 +214,14 @@ def rounded(
     if bounds is not None and not bounds[0] <= float(estimate) <= bounds[1]:
         bounds = None  # an estimate outside the assumed range: the range is wrong, not the data
     lo, hi, clipped = clip(float(low), float(high), bounds)
-    return Rounded(
-        at_places(estimate, places), at_places(lo, places), at_places(hi, places), places, clipped
-    )
+    values = [float(estimate), lo, hi, half]
+    exponent = 0
+    if places >= SCI_PLACES and max(abs(v) for v in values) < 1e-3:
+        exponent = -(places - digits + 1)
+        values = [v * 10.0**-exponent for v in values]
+        places = digits - 1
+    est_t, lo_t, hi_t, half_t = (at_places(v, places) for v in values)
+    return Rounded(est_t, lo_t, hi_t, places, clipped, half_t, exponent)
 
 
 def interval_text(
@@ -204,7 +233,9 @@ def interval_text(
 ) -> str:
     """Table cell "estimate [low, high]" (or "estimate ± spread [low, high]" with a std)."""
     r = rounded(estimate, low, high, bounds)
-    pm = at_places(spread, r.places) if r.places is not None and _finite(spread) else None
+    pm = None
+    if r.places is not None and _finite(spread):
+        pm = at_places(float(spread) * 10.0**-r.exponent, r.places)
     return r.text(pm)
 
 
@@ -215,9 +246,7 @@ def pm_text(estimate: float, half_width: float, bounds: tuple[float, float] | No
         return significant(estimate)
     low, high = float(estimate) - float(half_width), float(estimate) + float(half_width)
     r = rounded(estimate, low, high, bounds)
-    if r.places is None or r.clipped:
-        return r.text()
-    return f"{r.estimate} ± {at_places(half_width, r.places)}"
+    return r.text() if r.clipped else r.pm()
 
 
 def value_at(value: float, places: int | None) -> str:

@@ -38,11 +38,18 @@ FUSION_METRICS = (
 LOWER_IS_BETTER = frozenset({"MSE", "Nabf"})
 #: task scores shown first and used for plots and correlations
 HEADLINE_SCORES = {"detect": ("mAP50", "mAP50_95"), "segment": ("mIoU", "pixel_accuracy")}
+#: scores of other libraries kept as cross-checks (CSV, recomputed table), not shown per method
+CROSS_CHECK_PREFIXES = ("tm_", "ul_")
 #: per-class value of each task
 PER_CLASS_KEY = {"detect": "AP50", "segment": "IoU"}
 FUSION_META_KEYS = frozenset({"convention", "n_images", "method", "split", "name"})
 #: cells printed right-aligned: numbers, intervals, p-values, n/a
-_NUMBER = re.compile(r"^(n/a|[-+<]?\d)")
+NUMBER = re.compile(r"^(n/a|[-+<(]?\d)")
+
+
+def numeric_column(values) -> bool:
+    """A display column of numbers (and empty cells): right-aligned in Markdown and HTML."""
+    return all(str(v) == "" or NUMBER.match(str(v)) for v in values)
 
 
 def fmt(value: object, digits: int = FALLBACK_DIGITS) -> str:
@@ -153,11 +160,11 @@ def fusion_labels(fusion: pd.DataFrame, intervals: pd.DataFrame, metrics: list[s
     out = np.empty((len(fusion), len(metrics)), dtype=object)
     for i, (_, r) in enumerate(fusion.iterrows()):
         for j, k in enumerate(metrics):
-            places = None
+            low = high = np.nan
             if ci is not None and (r["method"], k) in ci.index:
                 c = ci.loc[(r["method"], k)]
-                places = rounded(float(r[k]), float(c["ci_low"]), float(c["ci_high"])).places
-            out[i, j] = value_at(float(r[k]), places)
+                low, high = float(c["ci_low"]), float(c["ci_high"])
+            out[i, j] = rounded(float(r[k]), low, high).value()
     return out
 
 
@@ -256,11 +263,11 @@ def task_display(
     summary: pd.DataFrame, methods: list[str], comparisons: pd.DataFrame
 ) -> pd.DataFrame:
     """Wide text table: "mean [low, high]" (t-interval over seeds, clipped to the score's range,
-    rounded by the precision rule) per method and score, significant gains marked; the std is
-    in the CSV."""
+    rounded by the precision rule) per method and score, significant gains marked; the std and
+    the cross-checks of other libraries (`CROSS_CHECK_PREFIXES`) are in the CSV."""
     if summary.empty:
         return pd.DataFrame()
-    scores = list(dict.fromkeys(summary["score"]))
+    scores = [s for s in dict.fromkeys(summary["score"]) if not s.startswith(CROSS_CHECK_PREFIXES)]
     rows = []
     for m in methods:
         sub = summary[summary["method"] == m].set_index("score")
@@ -335,7 +342,7 @@ def cell_label(values: list[float], level: float) -> str:
     if not values:
         return "n/a"
     s = mean_ci(values, level)
-    return rounded(s.mean, s.ci_low, s.ci_high).estimate
+    return rounded(s.mean, s.ci_low, s.ci_high).value()
 
 
 def cells_table(
@@ -515,7 +522,7 @@ def to_markdown(df: pd.DataFrame) -> str:
     # numbers are text already, rounded by the precision rule: tabulate must not re-parse them
     # ("0.50" would print as "0.5")
     shown = display_frame(df)
-    align = ["right" if all(_NUMBER.match(str(v)) for v in shown[c]) else "left" for c in shown]
+    align = ["right" if numeric_column(shown[c]) else "left" for c in shown]
     return shown.to_markdown(index=False, disable_numparse=True, colalign=align) + "\n"
 
 

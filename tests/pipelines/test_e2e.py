@@ -148,6 +148,10 @@ def test_every_stage_wrote_its_outputs(workspace):
     report = workspace / "results" / "report"
     assert (report / "report.html").exists() and (report / "report.md").exists()
     assert list(report.glob("**/*.png"))
+    # findings first, and the results card next to the report
+    md = (report / "report.md").read_text()
+    assert md.index("## Findings") < md.index("## About this run")
+    assert (report / "card.png").stat().st_size > 10_000 and (report / "card.svg").is_file()
 
 
 def test_metrics_show_lists_every_method(workspace):

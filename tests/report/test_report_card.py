@@ -24,7 +24,7 @@ from mmif.report.card import (
 )
 
 #: "estimate [low, high]" in a display cell or sentence
-INTERVAL = re.compile(r"(-?\d+(?:\.\d+)?) \[(-?\d+(?:\.\d+)?), (-?\d+(?:\.\d+)?)\]")
+INTERVAL = re.compile(r"(-?\d+(?:\.\d+)?) \[(-?\d+(?:\.\d+)?),\s(-?\d+(?:\.\d+)?)\]")
 
 
 def _rows(n: int, baselines=("vis", "ir")) -> list[CardRow]:
@@ -153,7 +153,7 @@ def test_no_table_shows_more_digits_than_its_interval_supports(varied_report):
                 continue  # clipped: the printed width is not the interval's
             assert round((hi - lo) / 2 * 10**d) <= 100, (name, est, low, high)
             checked += 1
-        for est, half in re.findall(r"(-?\d+(?:\.\d+)?) ± (\d+(?:\.\d+)?)", text):
+        for est, half in re.findall(r"(-?\d+(?:\.\d+)?) ±\s(\d+(?:\.\d+)?)", text):
             d = _decimals(est)
             assert _decimals(half) == d and 10 <= round(float(half) * 10**d) <= 99, (
                 name,

@@ -72,7 +72,8 @@ def _findings(values, sanity=None, correlations=None, baselines=("vis", "ir")):
         list(baselines),
         "frozen",
     )
-    return f, findings_bullets(f, markdown_link, CFG.alpha)
+    # intervals carry no-break spaces (one line each); the assertions read plain spaces
+    return f, [b.replace("\xa0", " ") for b in findings_bullets(f, markdown_link, CFG.alpha)]
 
 
 SEED_EFFECT = np.array([0.0, 0.05, -0.04])  # the shared model of each seed
@@ -152,7 +153,9 @@ def test_every_statement_links_to_its_evidence():
         linked = re.findall(r"\]\(#([\w-]+)\)", bullet)
         assert linked and set(linked) <= anchors, bullet
     text = "\n".join(bullets)
-    assert "Known effects of the synthetic data (2): 1 of 2 detected" in text
+    assert (
+        "Known effects of the synthetic data in semantic segmentation (2): 1 of 2 detected" in text
+    )
     assert "person at night: ir > vis +0.020 [-0.050, 0.090] (p = 0.40), not detected" in text
     assert "Its interval includes 0" in text and "Caution: 3 methods are few" in text
 

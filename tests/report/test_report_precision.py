@@ -8,21 +8,29 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from mmif.report import precision
 from mmif.report.precision import (
     UNIT,
     bounds_of,
     clip,
     decimals,
     difference_bounds,
-    interval_text,
     p_equals,
     p_text,
-    pm_text,
     rounded,
     significant,
     value_at,
 )
 from mmif.report.stats import spearman, spearman_interval
+
+
+def interval_text(*args, **kwargs) -> str:
+    """The module's text with plain spaces for the no-break spaces inside intervals."""
+    return precision.interval_text(*args, **kwargs).replace("\xa0", " ")
+
+
+def pm_text(*args, **kwargs) -> str:
+    return precision.pm_text(*args, **kwargs).replace("\xa0", " ")
 
 
 def test_the_issues_examples():
@@ -62,16 +70,24 @@ def test_property_printed_precision_matches_the_interval():
     which the half-width has exactly two significant digits; bounded ends stay in range."""
     rng = np.random.default_rng(0)
     for _ in range(2000):
-        half = 10 ** rng.uniform(-5, 3)
-        est = rng.uniform(-2, 2) * 10 ** rng.uniform(-3, 3)
+        half = 10 ** rng.uniform(-8, 3)
+        est = rng.uniform(-2, 2) * 10 ** rng.uniform(-8, 3)
         r = rounded(est, est - half, est + half)
         d = r.places
-        for text in (r.estimate, r.low, r.high):
+        if d is None:  # float rounding, not an interval (NEGLIGIBLE)
+            assert half <= 1e-9 * max(1.0, abs(est))
+            continue
+        for text in (r.estimate, r.low, r.high, r.half):
             assert (len(text.split(".")[1]) if "." in text else 0) == max(d, 0), (text, d)
         printed_half = (float(r.high) - float(r.low)) / 2.0
         assert 9.5 <= round(printed_half * 10**d, 6) <= 100.5, (est, half, r)
-        bounded = rounded(est, est - half, est + half, UNIT)
-        assert 0.0 <= float(bounded.low) <= float(bounded.high) <= 1.0 or not (0 <= est <= 1)
+        assert 10 <= round(float(r.half) * 10**d) <= 99, (est, half, r)
+        scale = 10.0**r.exponent
+        assert abs(float(r.estimate) * scale - est) <= 0.5 * 10 ** (-d) * scale * (1 + 1e-9)
+        if 0 <= est <= 1:
+            b = rounded(est, est - half, est + half, UNIT)
+            s_b = 10.0**b.exponent
+            assert 0.0 <= float(b.low) * s_b <= float(b.high) * s_b <= 1.0, (est, half, b)
 
 
 def test_bounds_and_clipping():
@@ -84,15 +100,29 @@ def test_bounds_and_clipping():
     assert np.isnan(low[2]) and np.isnan(high[2])
     assert clip(0.1, 0.9, UNIT) == (0.1, 0.9, False)
     r = rounded(0.9, 0.7, 1.1, UNIT)
-    assert r.clipped and r.text() == "0.90 [0.70, 1.00]"
+    assert r.clipped and r.text() == "0.90 [0.70,\xa01.00]"
     # an estimate outside the assumed range: the range does not apply, nothing is clipped
-    assert rounded(1.3, 1.2, 1.4, UNIT).text() == "1.30 [1.20, 1.40]"
+    assert rounded(1.3, 1.2, 1.4, UNIT).text() == "1.30 [1.20,\xa01.40]"
 
 
 def test_pm_text_switches_to_the_interval_when_the_range_clips_it():
     assert pm_text(6.8312, 0.0523) == "6.831 ± 0.052"
     assert pm_text(0.003, 0.004, UNIT) == "0.0030 [0.0000, 0.0070]"
     assert pm_text(0.5, math.nan) == "0.500"
+
+
+def test_tiny_values_get_an_exponent():
+    # Nabf-like means: "0.00000077 ± 0.00000023" is honest but unreadable
+    assert pm_text(7.7e-7, 2.3e-7) == "(7.7 ± 2.3)e-7"
+    assert pm_text(8.8e-5, 4.1e-5) == "(8.8 ± 4.1)e-5"
+    assert pm_text(0.0094, 0.0021) == "0.0094 ± 0.0021"  # four decimals: still plain
+    assert interval_text(9.4e-6, -1e-6, 2.1e-5, UNIT) == "(0.9 [0.0, 2.1])e-5"
+
+
+def test_intervals_do_not_break_across_lines():
+    assert "\xa0" in precision.interval_text(0.2, 0.1, 0.3) and "\xa0" in precision.pm_text(
+        6.8, 0.05
+    )
 
 
 def test_p_values():

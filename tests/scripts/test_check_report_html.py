@@ -27,7 +27,7 @@ def check():
 
 
 CLEAN = f"""<!DOCTYPE html><html><head><style>body {{ color: #222; }}</style></head>
-<body><p>Data from https://example.org/dataset (provenance text)</p><a href="#top">top</a>
+<body><h1 id="top">Report</h1><p>Data from https://example.org/dataset (provenance text)</p><a href="#top">top</a>
 <img src="data:image/png;base64,{PNG_1x1}" alt="x"></body></html>"""
 
 
@@ -54,6 +54,15 @@ def test_clean_html_has_no_problems(check):
 def test_external_references_are_found(check, snippet):
     problems, _, _ = check.static_findings(f"<html><body>{snippet}</body></html>")
     assert problems, snippet
+
+
+def test_broken_in_page_link_is_found(check):
+    problems, _, _ = check.static_findings('<html><body><a href="#nowhere">x</a></body></html>')
+    assert problems and "no element with this id" in problems[0]
+    ok, _, _ = check.static_findings(
+        '<html><body><a href="#h">x</a><h2 id="h">H</h2></body></html>'
+    )
+    assert ok == []
 
 
 def test_net_log_requests(check, tmp_path):
