@@ -71,6 +71,7 @@ class OfflineDetectionTrainer(DetectionTrainer):
             # ultralytics' ramp (tau 2000 steps) leaves a run of a few hundred steps with almost
             # no averaging (decay 0.25 after 576 steps); a shorter ramp averages the last epochs
             self.ema.decay = lambda x, t=float(tau): ema_decay(x, t)
+            log.debug("weight average: decay ramp over %s steps (detect ema_tau)", tau)
         return out
 
     def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):  # noqa: ANN201
