@@ -95,9 +95,9 @@ def test_appearance_reaches_the_training_images_through_the_environment(monkeypa
 
 def test_ema_decay_is_ultralytics_ramp_with_the_configured_tau() -> None:
     import torch
+    from ultralytics.utils.torch_utils import ModelEMA
 
     from detection.yolo import ema_decay
-    from ultralytics.utils.torch_utils import ModelEMA
 
     theirs = ModelEMA(torch.nn.Linear(2, 2))  # tau 2000, the default of DetectConfig.ema_tau
     for steps in (1, 100, 576, 5000):

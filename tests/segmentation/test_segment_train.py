@@ -113,8 +113,9 @@ def test_weight_average_is_what_is_kept_and_tested(tiny_dataset, tmp_path):
     assert math.isclose(same["mIoU"], plain["mIoU"], abs_tol=1e-4)
     slow = SegmentConfig(**{**last.__dict__, "ema_decay": 0.9})
     averaged = train_and_evaluate(fused_root, data_root, tmp_path / "slow", slow, seed=0)
-    with np.load(tmp_path / "plain" / "confusion.npz") as a, np.load(
-        tmp_path / "slow" / "confusion.npz"
-    ) as b:
+    with (
+        np.load(tmp_path / "plain" / "confusion.npz") as a,
+        np.load(tmp_path / "slow" / "confusion.npz") as b,
+    ):
         assert not np.array_equal(a["confusion"], b["confusion"])
     assert averaged["best_epoch"] == plain["best_epoch"] == TINY.epochs
