@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
@@ -94,12 +96,11 @@ def test_appearance_reaches_the_training_images_through_the_environment(monkeypa
 
 
 def test_ema_decay_is_ultralytics_ramp_with_the_configured_tau() -> None:
-    import torch
-    from ultralytics.utils.torch_utils import ModelEMA
+    from detection.yolo import ema_decay  # imports ultralytics offline first
 
-    from detection.yolo import ema_decay
-
-    theirs = ModelEMA(torch.nn.Linear(2, 2))  # tau 2000, the default of DetectConfig.ema_tau
+    torch_utils = importlib.import_module("ultralytics.utils.torch_utils")
+    # tau 2000: the default of DetectConfig.ema_tau
+    theirs = torch_utils.ModelEMA(torch.nn.Linear(2, 2))
     for steps in (1, 100, 576, 5000):
         assert ema_decay(steps, DetectConfig().ema_tau) == pytest.approx(theirs.decay(steps))
     # a short ramp averages a run of a few hundred steps; ultralytics' default barely does
