@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmif.augment import Appearance
 from mmif.protocol import SCHEDULES, build_schedule, check_protocol
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|\d+(,\d+)*)$")
@@ -54,6 +55,13 @@ class DetectConfig:
     modality_labels: the shared model only (protocols frozen, finetune): leave out of each
         infrared or visible training sample the boxes of classes that modality does not show,
         where the dataset records it (the synthetic default; detection.dataset.build_source_dataset).
+    appearance: photometric augmentation of the training images, e.g. {contrast: 0.3,
+        gamma: 0.3, blur: 0.2, noise: 0.02} (mmif.augment: per image, never mixing modalities);
+        None or {} leaves it off. Applied after ultralytics' own augmentation.
+    ema_tau: steps over which the decay of ultralytics' weight average (EMA, which is what is
+        validated, kept and tested) ramps up to 0.9999: decay = 0.9999 * (1 - exp(-steps /
+        ema_tau)). ultralytics' 2000 suits long runs; in a run of a few hundred steps it leaves
+        the average at about the last weights. 100 averages over the last few epochs.
     keep_run: keep ultralytics' run folder (weights, results.csv) in .cache/detect/runs instead
         of deleting it after the outputs are written.
     """
@@ -92,6 +100,12 @@ class DetectConfig:
     keep_run: bool = False
     jobs: int | str = "auto"
     modality_labels: bool = True
+    appearance: dict[str, float] | None = None
+    ema_tau: float = 2000.0
+
+    def appearance_config(self) -> Appearance:
+        """`appearance` as an mmif.augment.Appearance (all zero when unset)."""
+        return Appearance.from_mapping(self.appearance, "appearance")
 
     @property
     def pretrained(self) -> bool:
@@ -135,6 +149,13 @@ class DetectConfig:
             raise ValueError(
                 f"jobs: expected auto or a positive number of processes, got {self.jobs!r}"
             )
+        self.appearance_config().validate("appearance")
+        if (
+            isinstance(self.ema_tau, bool)
+            or not isinstance(self.ema_tau, (int, float))
+            or not self.ema_tau > 0
+        ):
+            raise ValueError(f"ema_tau: expected a number of steps > 0, got {self.ema_tau!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer: {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if not self.lr0 > 0:

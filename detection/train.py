@@ -43,6 +43,7 @@ from detection.dataset import (
 )
 from detection.evaluate import coco_map, round_record, summarise_det_metrics, yolo_to_pixel_boxes
 from detection.offline import cache_root, project_root
+from mmif.augment import APPEARANCE_ENV
 from mmif.config import ConfigError
 from mmif.errors import DeviceError, MissingInputError
 from mmif.io import make_temp_dir, write_bytes, write_text
@@ -78,6 +79,20 @@ class TrainedDetector:
 
 
 @contextmanager
+def _environment(name: str, value: str | None) -> Iterator[None]:
+    """Set (or, for None, unset) an environment variable for the block, then restore it."""
+    old = os.environ.pop(name, None)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+        if old is not None:
+            os.environ[name] = old
+
+
+@contextmanager
 def _scratch(name: str, keep: bool) -> Iterator[Path]:
     # removed at the end; one left by a killed run is removed by the next run (mmif.io)
     work = make_temp_dir(cache_root() / "detect", name)
@@ -99,11 +114,21 @@ def train_detector(
 
     Returns the best weights by validation fitness (the last ones when no best was saved).
     """
-    from detection.yolo import OfflineDetectionTrainer  # configures ultralytics offline
+    from detection.yolo import (  # configures ultralytics offline
+        EMA_TAU_ENV,
+        OfflineDetectionTrainer,
+    )
 
     start = time.perf_counter()
     model = _load_model(cfg)
-    model.train(trainer=OfflineDetectionTrainer, **_train_arguments(cfg, ds, device, seed, work))
+    appearance = cfg.appearance_config()
+    with (
+        _environment(APPEARANCE_ENV, appearance.to_env() if appearance.active else None),
+        _environment(EMA_TAU_ENV, repr(float(cfg.ema_tau))),
+    ):
+        model.train(
+            trainer=OfflineDetectionTrainer, **_train_arguments(cfg, ds, device, seed, work)
+        )
     trainer = model.trainer
     weights = Path(trainer.best) if Path(trainer.best).is_file() else Path(trainer.last)
     curves = curves_csv(Path(trainer.save_dir) / "results.csv")

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from mmif.augment import Appearance
 from mmif.protocol import SCHEDULES, build_schedule, check_protocol
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -19,6 +20,9 @@ class SegmentConfig:
 
     arch: segmentation_models_pytorch architecture name ("Unet", "FPN", "DeepLabV3Plus", ...).
     encoder: smp encoder name; "resnet18" is light and needs nothing from the network.
+    encoder_depth: encoder stages used (3 to 5; smp's default 5). 4 leaves out the deepest,
+        stride-32 stage: a smaller, faster network whose receptive field still covers the
+        objects of 256 x 192 images.
     decoder_channels: decoder widths, deepest first, for architectures that take them (Unet,
         UnetPlusPlus: one per encoder stage, e.g. [128, 64, 32, 16, 8]); None keeps smp's default.
     encoder_weights: path of a local encoder state dict (.pt/.pth/.safetensors, e.g. torchvision's
@@ -40,6 +44,13 @@ class SegmentConfig:
     modality_labels: the shared model only (protocols frozen, finetune): in each infrared or
         visible training sample, ignore the pixels of classes that modality does not show, where
         the dataset records it (the synthetic default; segmentation.data.source_samples).
+    appearance: photometric augmentation of the training images, e.g. {contrast: 0.3,
+        gamma: 0.3, blur: 0.2, noise: 0.02} (mmif.augment: per image, never mixing modalities);
+        None or {} leaves it off. Applied after the geometric augmentation.
+    ema_decay: when above 0, validate, keep and test an exponential moving average of the
+        weights (and BatchNorm statistics), updated after every step with this decay (e.g. 0.99:
+        an average over about the last 100 steps); 0 uses the weights as trained.
+    select_on_val: keep the epoch with the best val mIoU (True) or the last epoch (False).
     amp: mixed precision (float16 autocast); used on CUDA only, ignored on CPU.
     device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
     num_workers: DataLoader worker processes (0 loads in the main process).
@@ -51,6 +62,7 @@ class SegmentConfig:
     arch: str = "Unet"
     encoder: str = "resnet18"
     encoder_weights: str | None = None
+    encoder_depth: int = 5
     decoder_channels: list[int] | None = None
     epochs: int = 30
     batch_size: int = 8
@@ -64,10 +76,17 @@ class SegmentConfig:
     dice_weight: float = 1.0
     class_weights: str | list[float] | None = None
     modality_labels: bool = True
+    appearance: dict[str, float] | None = None
+    ema_decay: float = 0.0
+    select_on_val: bool = True
     amp: bool = True
     device: str = "auto"
     num_workers: int = 0
     jobs: int | str = "auto"
+
+    def appearance_config(self) -> Appearance:
+        """`appearance` as an mmif.augment.Appearance (all zero when unset)."""
+        return Appearance.from_mapping(self.appearance, "appearance")
 
     def validate(self) -> None:
         """Raise ValueError naming the key of the first invalid value."""
@@ -83,11 +102,18 @@ class SegmentConfig:
             raise ValueError(
                 f"encoder: unknown encoder {self.encoder!r}; e.g. resnet18, resnet34, mobilenet_v2"
             )
+        if isinstance(self.encoder_depth, bool) or self.encoder_depth not in (3, 4, 5):
+            raise ValueError(f"encoder_depth: 3, 4 or 5, got {self.encoder_depth!r}")
         if self.decoder_channels is not None and (
             not self.decoder_channels or any(int(c) < 1 for c in self.decoder_channels)
         ):
             raise ValueError(
                 f"decoder_channels: a list of positive widths (or null), got {self.decoder_channels}"
+            )
+        if self.decoder_channels is not None and len(self.decoder_channels) != self.encoder_depth:
+            raise ValueError(
+                f"decoder_channels: one width per encoder stage, {self.encoder_depth} "
+                f"(encoder_depth), got {len(self.decoder_channels)}"
             )
         if self.epochs < 1:
             raise ValueError(f"epochs: must be at least 1, got {self.epochs}")
@@ -111,6 +137,9 @@ class SegmentConfig:
             )
         if isinstance(self.class_weights, list) and any(w < 0 for w in self.class_weights):
             raise ValueError(f"class_weights: must be >= 0, got {self.class_weights}")
+        self.appearance_config().validate("appearance")
+        if isinstance(self.ema_decay, bool) or not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay: must be in [0, 1), got {self.ema_decay!r}")
         if self.dice_weight < 0:
             raise ValueError(f"dice_weight: must be >= 0, got {self.dice_weight}")
         if not _DEVICE.match(self.device):
@@ -137,6 +166,7 @@ SHARED_KEYS = (
     "arch",
     "encoder",
     "encoder_weights",
+    "encoder_depth",
     "decoder_channels",
     "device",
     "num_workers",
@@ -150,7 +180,8 @@ class SegmentSection:
     """The `segment:` section of params.yaml: a protocol, shared settings and three schedules.
 
     protocol: frozen | finetune | retrain (mmif.protocol; README "Protocols").
-    arch, encoder, decoder_channels: the network of every training (SegmentConfig).
+    arch, encoder, encoder_depth, decoder_channels: the network of every training
+        (SegmentConfig).
     encoder_weights: a local encoder state dict every network starts from (the shared model of
         frozen / finetune too); None: random initialisation. Never downloaded.
     device, num_workers, jobs, amp: as in SegmentConfig, for every training and evaluation.
@@ -164,6 +195,7 @@ class SegmentSection:
     arch: str = "Unet"
     encoder: str = "resnet18"
     encoder_weights: str | None = None
+    encoder_depth: int = 5
     decoder_channels: list[int] | None = None
     device: str = "auto"
     num_workers: int = 0

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from mmif.augment import Appearance, jitter
 from mmif.data.layout import IGNORE_INDEX, Manifest, list_pairs
 from mmif.io import ImageError, list_images, read_image
 
@@ -150,7 +151,8 @@ class SegmentationDataset(Dataset):
     """Fused image + mask pairs; item = (image 3 x H x W float in [0, 1], mask H x W int64, stem).
 
     train=True applies the augmentation of `SegmentConfig` (scale jitter in
-    [scale_min, scale_max], flips, random crop of crop_size); call `set_epoch` before each epoch
+    [scale_min, scale_max], flips, random crop of crop_size, then the photometric changes of
+    `appearance`, mmif.augment); call `set_epoch` before each epoch
     so every epoch draws new, reproducible augmentations.
     """
 
@@ -164,6 +166,7 @@ class SegmentationDataset(Dataset):
         hflip: bool = False,
         vflip: bool = False,
         crop_size: int | None = None,
+        appearance: Appearance | None = None,
     ):
         self.samples = list(samples)
         self.n_classes = n_classes
@@ -172,6 +175,7 @@ class SegmentationDataset(Dataset):
         self.scale_range = scale_range
         self.hflip, self.vflip = hflip, vflip
         self.crop_size = crop_size
+        self.appearance = appearance if appearance is not None and appearance.active else None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -224,6 +228,9 @@ class SegmentationDataset(Dataset):
                 image[:, top : top + c, left : left + c],
                 mask[top : top + c, left : left + c],
             )
+        if self.appearance is not None:
+            hwc = image.permute(1, 2, 0).numpy()
+            image = torch.from_numpy(jitter(hwc, self.appearance, rng)).permute(2, 0, 1)
         return image.contiguous(), mask.contiguous()
 
 

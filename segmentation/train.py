@@ -147,6 +147,7 @@ def make_loader(
         hflip=cfg.hflip,
         vflip=cfg.vflip,
         crop_size=cfg.crop_size,
+        appearance=cfg.appearance_config() if train else None,
     )
     n_local = len(ds) if sampler is None else len(sampler)
     return DataLoader(
@@ -172,8 +173,10 @@ def train_epoch(
     device: torch.device,
     amp: bool,
     desc: str = "train",
+    ema: nn.Module | None = None,
 ) -> float:
-    """One pass over `loader`; returns the mean training loss. The scheduler steps every batch."""
+    """One pass over `loader`; returns the mean training loss. The scheduler steps every batch,
+    and so does `ema` (a torch.optim.swa_utils.AveragedModel of the model) when given."""
     model.train()
     total, n = 0.0, 0
     batch: Batch
@@ -189,6 +192,8 @@ def train_epoch(
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model.module if hasattr(model, "module") else model)
         total += float(loss.detach()) * len(batch)
         n += len(batch)
         bar.set_postfix(loss=f"{total / n:.4f}")
@@ -453,6 +458,15 @@ def _run(
         optimizer, T_max=cfg.epochs * len(train_loader)
     )
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    ema = None
+    if cfg.ema_decay:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(
+            model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True
+        )
+    # the network that is validated, kept and tested: the weights' moving average when on
+    scored: nn.Module = ema.module if ema is not None else model
     (log.info if ddp.main else log.debug)(
         "segment %s: %s/%s, %d classes, %d train / %d val / %d test images, %d epochs on %s%s",
         name,
@@ -485,6 +499,7 @@ def _run(
             device,
             amp,
             desc=f"epoch {epoch}/{cfg.epochs}",
+            ema=ema,
         )
         if ddp.world > 1:  # report the mean over all processes' batches
             total = torch.tensor([loss], dtype=torch.float64, device=device)
@@ -492,10 +507,12 @@ def _run(
             loss = float(total) / ddp.world
         val_miou = math.nan
         if ddp.main and val_loader is not None:
-            val_miou = evaluate(model, val_loader, n_classes, device, amp, desc="val").miou
-            if best_state is None or val_miou > best_val:
+            val_miou = evaluate(scored, val_loader, n_classes, device, amp, desc="val").miou
+            if cfg.select_on_val and (best_state is None or val_miou > best_val):
                 best_val, best_epoch = val_miou, epoch
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = copy.deepcopy(scored.state_dict())
+            elif not cfg.select_on_val:
+                best_val = val_miou
         curve.append((epoch, loss, val_miou))
         if ddp.main:
             log.info(
@@ -509,6 +526,8 @@ def _run(
 
     metrics: dict = {}
     if ddp.main:
+        if ema is not None:
+            model.load_state_dict(scored.state_dict())  # the average is what is kept
         if best_state is not None:
             model.load_state_dict(best_state)
             log.info("best val mIoU %.4f at epoch %d", best_val, best_epoch)

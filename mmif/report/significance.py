@@ -22,7 +22,7 @@ independent trainings and each method's own seed variance counts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -134,14 +134,20 @@ def mark_for(baseline_index: int) -> str:
 
 
 def _common_stems(
-    stem_lists: dict[tuple[str, int], list[str]], task: str, notes: list[str]
+    stem_lists: dict[tuple[str, int], list[str]],
+    task: str,
+    notes: list[str],
+    only: Sequence[str] | None = None,
 ) -> list[str]:
+    """The test images every run shares (sorted), restricted to `only` when given."""
     sets = [set(s) for s in stem_lists.values()]
     common = set.intersection(*sets) if sets else set()
     if any(len(s) != len(common) for s in sets):
         notes.append(
             f"{task}: runs cover different test images; the statistics use the {len(common)} images all runs share"
         )
+    if only is not None:
+        common &= set(only)
     return sorted(common)
 
 
@@ -176,9 +182,15 @@ def _protocols(runs: dict[str, dict[int, SeedRun]], notes: list[str], task: str)
 
 
 def detection_statistics(
-    runs: dict[str, dict[int, SeedRun]], cfg: ReportConfig, notes: list[str]
+    runs: dict[str, dict[int, SeedRun]],
+    cfg: ReportConfig,
+    notes: list[str],
+    only: Sequence[str] | None = None,
 ) -> TaskStatistics | None:
-    """Per-class AP50 of every run on the full test set and on the resampled sets."""
+    """Per-class AP50 of every run on the full test set and on the resampled sets.
+
+    only: score these test images only (a subset of the test split; benchmarks/bench_task_noise.py).
+    """
     preds = {}
     for method, seeds in runs.items():
         for seed, run in seeds.items():
@@ -198,7 +210,7 @@ def detection_statistics(
                 f"detect/{key[0]}/seed_{key[1]}/predictions.json: classes {p.classes} differ from "
                 f"{first.classes} of detect/{first_key[0]}/seed_{first_key[1]}; re-run `mmif detect` on one dataset"
             )
-    stems = _common_stems({k: p.stems for k, p in preds.items()}, "detect", notes)
+    stems = _common_stems({k: p.stems for k, p in preds.items()}, "detect", notes, only)
     if not stems:
         notes.append("detect: the runs share no test image; no statistics")
         return None
@@ -221,9 +233,13 @@ def detection_statistics(
 
 
 def segmentation_statistics(
-    runs: dict[str, dict[int, SeedRun]], cfg: ReportConfig, notes: list[str]
+    runs: dict[str, dict[int, SeedRun]],
+    cfg: ReportConfig,
+    notes: list[str],
+    only: Sequence[str] | None = None,
 ) -> TaskStatistics | None:
-    """Per-class IoU from summed confusion counts on the full test set and on resampled sets."""
+    """Per-class IoU from summed confusion counts on the full test set and on resampled sets
+    (only: these test images only)."""
     confs = {}
     for method, seeds in runs.items():
         for seed, run in seeds.items():
@@ -236,7 +252,7 @@ def segmentation_statistics(
             confs[(method, seed)] = (load_confusion(path), run)
     if not confs:
         return None
-    stems = _common_stems({k: c.stems for k, (c, _) in confs.items()}, "segment", notes)
+    stems = _common_stems({k: c.stems for k, (c, _) in confs.items()}, "segment", notes, only)
     if not stems:
         notes.append("segment: the runs share no test image; no statistics")
         return None

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
@@ -34,6 +36,11 @@ def test_section_reads_values() -> None:
         ({"patience": 0}, "patience"),
         ({"model": "yolov8n"}, "model"),
         ({"model": "no/such/weights.pt"}, "model"),
+        ({"appearance": {"gamma": -0.1}}, "appearance.gamma"),
+        ({"appearance": {"blur": 2.0}}, "appearance.blur"),
+        ({"appearance": {"sharpen": 1.0}}, "appearance.sharpen"),
+        ({"ema_tau": 0}, "ema_tau"),
+        ({"ema_tau": "short"}, "ema_tau"),
     ],
 )
 def test_invalid_values_name_the_key(values: dict, key: str) -> None:
@@ -69,3 +76,32 @@ def test_ultralytics_device_translation() -> None:
     else:
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             ultralytics_device("cuda")
+
+
+def test_appearance_reaches_the_training_images_through_the_environment(monkeypatch) -> None:
+    import numpy as np
+
+    from detection.yolo import AppearanceTransform
+    from mmif.augment import APPEARANCE_ENV, Appearance
+
+    cfg = from_dict(DetectConfig, {"appearance": {"contrast": 0.5, "noise": 0.05}}, "detect")
+    monkeypatch.setenv(APPEARANCE_ENV, cfg.appearance_config().to_env())
+    assert Appearance.from_env() == Appearance(contrast=0.5, noise=0.05)
+    image = np.full((16, 20, 3), 100, np.uint8)
+    image[4:8] = 200
+    out = AppearanceTransform(Appearance.from_env())({"img": image.copy(), "cls": []})["img"]
+    assert out.shape == image.shape and out.dtype == np.uint8 and not np.array_equal(out, image)
+    monkeypatch.setenv(APPEARANCE_ENV, Appearance().to_env())
+    assert Appearance.from_env() is None  # all off: nothing inserted
+
+
+def test_ema_decay_is_ultralytics_ramp_with_the_configured_tau() -> None:
+    from detection.yolo import ema_decay  # imports ultralytics offline first
+
+    torch_utils = importlib.import_module("ultralytics.utils.torch_utils")
+    # tau 2000: the default of DetectConfig.ema_tau
+    theirs = torch_utils.ModelEMA(torch.nn.Linear(2, 2))
+    for steps in (1, 100, 576, 5000):
+        assert ema_decay(steps, DetectConfig().ema_tau) == pytest.approx(theirs.decay(steps))
+    # a short ramp averages a run of a few hundred steps; ultralytics' default barely does
+    assert ema_decay(576, 100.0) > 0.98 > 0.3 > ema_decay(576, 2000.0)

@@ -187,3 +187,22 @@ def test_recorded_predictions_are_in_original_pixels(det_data, tmp_path) -> None
             got_rows, exp, atol=0.7
         )  # within a pixel after letterbox and back
     assert metrics.box.map50 == pytest.approx(0.995, abs=0.006)
+
+
+@pytest.mark.slow
+def test_ema_tau_reaches_the_trainer(det_data, tmp_path, monkeypatch) -> None:
+    import detection.yolo
+    from detection.train import train_and_evaluate
+
+    taus = []
+    ramp = detection.yolo.ema_decay
+
+    def recording(updates: int, tau: float, decay: float = 0.9999) -> float:
+        taus.append(tau)
+        return ramp(updates, tau, decay)
+
+    monkeypatch.setattr(detection.yolo, "ema_decay", recording)
+    data_root, fused_root = det_data
+    cfg = DetectConfig(**{**_tiny_config().__dict__, "ema_tau": 7.0})
+    train_and_evaluate(fused_root, data_root, tmp_path / "run", cfg, seed=0)
+    assert taus and set(taus) == {7.0}  # every optimiser step's average used the configured ramp

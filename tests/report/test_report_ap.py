@@ -136,3 +136,23 @@ def test_rows_of_weights_are_independent_sets():
 def test_class_ids_out_of_range_are_rejected():
     with pytest.raises(ValueError, match="outside"):
         match_detections([ImageDetections.from_lists([[3, 0, 0, 1, 1]], [])], n_classes=2)
+
+
+def test_greedy_match_skips_only_predictions_that_cannot_match():
+    from mmif.report.ap import _greedy_match
+
+    def naive(iou, t):  # every prediction in turn, as COCO does
+        free, out = np.ones(iou.shape[1], bool), np.zeros(iou.shape[0], bool)
+        for i in range(iou.shape[0]):
+            cand = np.where(free, iou[i], -1.0)
+            j = int(np.argmax(cand))
+            if cand[j] >= t:
+                free[j], out[i] = False, True
+        return out
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        iou = rng.uniform(0, 1, (rng.integers(0, 30), rng.integers(1, 6))) ** 3
+        iou[rng.random(iou.shape) < 0.3] = -1.0  # another class
+        for t in (0.5, 0.75):
+            assert np.array_equal(_greedy_match(iou, t), naive(iou, t))

@@ -36,6 +36,11 @@ def test_values_from_params():
         ({"epochs": "ten"}, "segment.epochs"),
         ({"amp": "yes"}, "segment.amp"),
         ({"epoch": 3}, "segment.epoch"),
+        ({"encoder_depth": 6}, "encoder_depth"),
+        ({"encoder_depth": 4, "decoder_channels": [64, 32, 16, 8, 4]}, "decoder_channels"),
+        ({"appearance": {"contrast": 1.5}}, "appearance.contrast"),
+        ({"appearance": {"blurr": 0.5}}, "appearance.blurr"),
+        ({"appearance": 0.3}, "appearance"),
     ],
 )
 def test_invalid_values_name_the_key(values, key):

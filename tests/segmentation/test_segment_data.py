@@ -139,3 +139,22 @@ def test_size_mismatch_is_an_error(tmp_path):
     ds = SegmentationDataset([Sample("x", tmp_path / "f.png", tmp_path / "m.png")], 2)
     with pytest.raises(ImageError, match="differs from its mask"):
         ds[0]
+
+
+def test_appearance_changes_the_image_only_and_keeps_the_geometry(tiny_dataset):
+    from mmif.augment import Appearance
+
+    data_root, fused_root = tiny_dataset
+    samples = find_samples(fused_root, data_root, "train")
+    common = {"train": True, "seed": 1, "scale_range": (0.5, 1.5), "hflip": True, "crop_size": 32}
+    plain = SegmentationDataset(samples, N_CLASSES, **common)
+    styled = SegmentationDataset(
+        samples, N_CLASSES, **common, appearance=Appearance(contrast=0.5, noise=0.05)
+    )
+    for ds in (plain, styled):
+        ds.set_epoch(1)
+    for i in range(len(plain)):
+        (ia, ma, _), (ib, mb, _) = plain[i], styled[i]
+        assert torch.equal(ma, mb)  # same crop, scale and flip
+        assert ib.shape == ia.shape and ib.min() >= 0 and ib.max() <= 1
+        assert not torch.equal(ia, ib)

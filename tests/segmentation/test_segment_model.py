@@ -71,3 +71,17 @@ def test_decoder_channels_must_be_positive():
 
     with pytest.raises(ConfigError, match="decoder_channels"):
         section({"segment": {"decoder_channels": [64, 0]}}, "segment", SegmentConfig)
+
+
+def test_encoder_depth_four_leaves_out_the_deepest_stage():
+    import torch
+
+    from segmentation.config import SegmentConfig
+    from segmentation.model import build_model
+
+    full, _ = build_model(SegmentConfig(encoder="mobilenet_v2"), 3, quiet=True)
+    cfg = SegmentConfig(encoder="mobilenet_v2", encoder_depth=4, decoder_channels=[32, 16, 8, 4])
+    shallow, _ = build_model(cfg, 3, quiet=True)
+    assert sum(p.numel() for p in shallow.parameters()) < sum(p.numel() for p in full.parameters())
+    with torch.no_grad():
+        assert shallow.eval()(torch.rand(1, 3, 40, 56)).shape == (1, 3, 40, 56)

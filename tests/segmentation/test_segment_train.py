@@ -100,3 +100,22 @@ def test_no_masks_raises_no_task_labels(tmp_path):
     with pytest.raises(NoTaskLabels, match="mri_ct"):
         train_and_evaluate(tmp_path / "fused", tmp_path, tmp_path / "out", TINY, seed=0)
     assert not (tmp_path / "out").exists()
+
+
+def test_weight_average_is_what_is_kept_and_tested(tiny_dataset, tmp_path):
+    # select_on_val=False keeps the last epoch; an average with a vanishing decay is the last
+    # weights themselves, so it scores like the plain run, and a long average scores otherwise
+    data_root, fused_root = tiny_dataset
+    last = SegmentConfig(**{**TINY.__dict__, "select_on_val": False})
+    plain = train_and_evaluate(fused_root, data_root, tmp_path / "plain", last, seed=0)
+    near = SegmentConfig(**{**last.__dict__, "ema_decay": 1e-9})
+    same = train_and_evaluate(fused_root, data_root, tmp_path / "near", near, seed=0)
+    assert math.isclose(same["mIoU"], plain["mIoU"], abs_tol=1e-4)
+    slow = SegmentConfig(**{**last.__dict__, "ema_decay": 0.9})
+    averaged = train_and_evaluate(fused_root, data_root, tmp_path / "slow", slow, seed=0)
+    with (
+        np.load(tmp_path / "plain" / "confusion.npz") as a,
+        np.load(tmp_path / "slow" / "confusion.npz") as b,
+    ):
+        assert not np.array_equal(a["confusion"], b["confusion"])
+    assert averaged["best_epoch"] == plain["best_epoch"] == TINY.epochs

@@ -1,0 +1,175 @@
+"""Training noise of a finished study's task comparisons: the seed std of within-seed differences.
+
+Under the `frozen` and `finetune` protocols every method of a seed is scored by that seed's
+shared task model, so the comparison of two methods is a within-seed difference; its std over the
+seeds is the training noise a rerun of the study would show (the issue-12 budget: at most 0.03 in
+detection mAP50 and 0.02 in segmentation mIoU against `vis` and `ir`). This script reads a
+finished study (results/detect/<method>/seed_<s>/predictions.json and
+results/segment/<method>/seed_<s>/confusion.npz, the report's inputs), recomputes every run's
+score with the report's code (`mmif.report.significance`) and prints per method its score, the
+seed std of its difference to each baseline and the report's known-effect check.
+
+--images N [N ...] scores the first N test images only (the synthetic test split's first 32
+images are those of a study with `synthetic.n_test: 32`): how the noise shrinks with the size
+of the test split. --blocks adds, for each N, the root mean square of the std over the disjoint
+blocks of N images: a steadier estimate of what a study with N test images would measure.
+
+    .venv/bin/python benchmarks/bench_task_noise.py                       # the default study
+    .venv/bin/python benchmarks/bench_task_noise.py --images 32 64 128 --blocks
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mmif.data.layout import Manifest  # noqa: E402
+from mmif.report.comparison import seed_std_of_differences  # noqa: E402
+from mmif.report.config import ReportConfig  # noqa: E402
+from mmif.report.loading import load_results  # noqa: E402
+from mmif.report.significance import (  # noqa: E402
+    STATISTICS,
+    TaskStatistics,
+    sanity_rows,
+)
+
+#: the issue-12 budget of the seed std of a within-seed difference, per task
+BUDGET = {"detect": 0.03, "segment": 0.02}
+
+
+def task_stems(results: Path, task: str) -> list[str]:
+    """The test images every run of the task shares (sorted, as the report uses them)."""
+    runs = load_results(results).task_runs(task)
+    stats = STATISTICS[task](runs, ReportConfig(bootstrap_samples=2), [])
+    return stats.stems if stats else []
+
+
+def noise_table(stats: TaskStatistics, baselines: list[str]) -> dict[str, dict[str, float]]:
+    """method -> {"mean", "sd", "sd_<baseline>"...}: score and seed std of the differences."""
+    out = {}
+    for method in stats.methods:
+        scores = stats.scores(method)
+        row = {"mean": scores.mean, "sd": float(np.nanstd(scores.full, ddof=1))}
+        for b in baselines:
+            if b in stats.full and b != method:
+                row[f"sd_{b}"] = seed_std_of_differences(scores, stats.scores(b))
+        out[method] = row
+    return out
+
+
+def worst(table: dict[str, dict[str, float]], baselines: list[str]) -> tuple[float, str]:
+    """The largest seed std of a difference to a baseline, and which one."""
+    best_value, best_name = -math.inf, ""
+    for method, row in table.items():
+        for b in baselines:
+            v = row.get(f"sd_{b}", math.nan)
+            if np.isfinite(v) and v > best_value:
+                best_value, best_name = v, f"{method} - {b}"
+    return best_value, best_name
+
+
+def print_study(stats: TaskStatistics, cfg: ReportConfig, visibility: dict | None) -> None:
+    table = noise_table(stats, list(cfg.baselines))
+    seeds = sorted(next(iter(stats.full.values())))
+    print(
+        f"\n{stats.task} ({stats.score}), protocol {', '.join(sorted(set(stats.protocols.values())))}, "
+        f"seeds {' '.join(map(str, seeds))}, {len(stats.stems)} test images "
+        f"({stats.stems[0]} .. {stats.stems[-1]})"
+    )
+    header = f"| method | {stats.score} mean ± sd | " + " | ".join(
+        f"sd of Δ vs {b}" for b in cfg.baselines
+    )
+    print(header + " |")
+    print("|:--|--:|" + "--:|" * len(cfg.baselines))
+    for method, row in table.items():
+        cells = [
+            f"{row.get(f'sd_{b}', math.nan):.3f}" if b != method else "" for b in cfg.baselines
+        ]
+        print(f"| {method} | {row['mean']:.3f} ± {row['sd']:.3f} | " + " | ".join(cells) + " |")
+    value, name = worst(table, list(cfg.baselines))
+    budget = BUDGET.get(stats.task)
+    verdict = (
+        "" if budget is None else (" (within" if value <= budget else " (above") + f" {budget})"
+    )
+    print(f"largest seed std of a difference: {value:.3f} ({name}){verdict}")
+    if visibility:
+        for row in sanity_rows(stats, visibility, cfg):
+            print(
+                f"known effect {row['effect']}: {row['delta']:+.3f} "
+                f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}], seed sd {row['seed_sd']:.3f}, "
+                f"{'detected' if row['detected'] else 'NOT detected'}"
+            )
+
+
+def print_blocks(results: Path, task: str, stems: list[str], sizes: list[int], cfg) -> None:
+    """RMS over disjoint blocks of N images of each method's seed std of differences."""
+    runs = load_results(results).task_runs(task)
+    quick = ReportConfig(bootstrap_samples=2, baselines=cfg.baselines, seed=cfg.seed)
+    print(f"\n{task}: seed std of within-seed differences, RMS over disjoint blocks of N images")
+    print("| N | blocks | largest RMS sd (method - baseline) | RMS over all differences |")
+    print("|--:|--:|:--|--:|")
+    for n in sizes:
+        blocks = [stems[i : i + n] for i in range(0, len(stems) - n + 1, n)]
+        if not blocks:
+            continue
+        squares: dict[str, list[float]] = {}
+        for block in blocks:
+            stats = STATISTICS[task](runs, quick, [], only=block)
+            for method, row in noise_table(stats, list(cfg.baselines)).items():
+                for b in cfg.baselines:
+                    v = row.get(f"sd_{b}")
+                    if v is not None and np.isfinite(v):
+                        squares.setdefault(f"{method} - {b}", []).append(v * v)
+        rms = {k: math.sqrt(float(np.mean(v))) for k, v in squares.items()}
+        # a - b and b - a are the same difference: count each pair once in the overall RMS
+        pairs = {tuple(sorted(k.split(" - "))): v for k, v in rms.items()}
+        name = max(rms, key=rms.get)
+        overall = math.sqrt(float(np.mean([v * v for v in pairs.values()])))
+        print(f"| {n} | {len(blocks)} | {rms[name]:.3f} ({name}) | {overall:.3f} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--results", type=Path, default=Path("results"), help="study results folder")
+    p.add_argument(
+        "--data", type=Path, default=Path("data/prepared"), help="prepared dataset (known effects)"
+    )
+    p.add_argument("--tasks", nargs="+", default=list(STATISTICS), choices=list(STATISTICS))
+    p.add_argument(
+        "--images", type=int, nargs="+", default=None, help="score the first N test images only"
+    )
+    p.add_argument("--blocks", action="store_true", help="RMS over disjoint blocks of N images")
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples of the known effects")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    cfg = ReportConfig(bootstrap_samples=args.bootstrap)
+    visibility = None
+    if (args.data / "manifest.json").is_file():
+        visibility = Manifest.load(args.data).modality_visibility or None
+    runs = load_results(args.results)
+    for task in args.tasks:
+        task_runs = runs.task_runs(task)
+        if not task_runs:
+            print(f"\n{task}: no runs under {args.results / task}")
+            continue
+        stems = task_stems(args.results, task)
+        for n in args.images or [len(stems)]:
+            stats = STATISTICS[task](task_runs, cfg, [], only=stems[:n])
+            if stats is not None:
+                print_study(stats, cfg, visibility)
+        if args.blocks and args.images:
+            print_blocks(args.results, task, stems, args.images, cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
