@@ -367,7 +367,12 @@ def find_method_folders(root: str | Path, dataset: str | None, prepared_name: st
                 f"and none is named like the prepared dataset '{prepared_name}'; pick one with "
                 "--dataset NAME"
             )
-        log.info("%s: dataset folder %s (the prepared dataset is %s)", root, matches[0].name, prepared_name)
+        log.info(
+            "%s: dataset folder %s (the prepared dataset is %s)",
+            root,
+            matches[0].name,
+            prepared_name,
+        )
         return find_method_folders(matches[0], None, prepared_name)
     archives = [p for p in children if p.is_file() and p.name.lower().endswith(ARCHIVE_SUFFIXES)]
     return sorted(folders + archives, key=lambda p: p.name.lower())
@@ -508,18 +513,19 @@ def format_table(checks: Sequence[MethodCheck], splits: Iterable[str]) -> str:
         rows.append(
             [c.name, c.folder_name, str(c.n_images), *cov, c.colour or "-", c.status or "-"]
         )
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)
+    ]
     right = {2, *range(3, 3 + len(splits))}
 
     def line(cells: list[str]) -> str:
         return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
     out = [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
-    details = [
-        f"  {c.name}: {text}" for c in checks for text in [*c.problems, *c.notes]
-    ]
+    details = [f"  {c.name}: {text}" for c in checks for text in [*c.problems, *c.notes]]
     if details:
         out += ["", "problems and notes:", *details]
     return "\n".join(out) + "\n"

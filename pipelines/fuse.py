@@ -230,7 +230,7 @@ def _external_jobs(
             log.info("%s: %s", folder, note)
         log.info("external method %s covers splits: %s", method.name, ", ".join(covered))
         return {split: jobs[split] for split in covered}
-    for split, pairs in jobs.items():
+    for pairs in jobs.values():
         sizes = {p.stem: read_image(p.ir).shape[:2] for p in pairs}
         validate_external(folder, list(sizes), sizes)
     return jobs

@@ -406,7 +406,25 @@ def _assemble(
 
     # --- qualitative grid --------------------------------------------------------------------
     sec = doc.section("Qualitative comparison")
-    grid, grid_text = qualitative_grid(data_root, fused_root, methods, runs["detect"], cfg, figs)
+    grid_order = next(
+        (
+            (t, o)
+            for t in TASKS
+            if t in summaries
+            for o in [method_order(t, TESTED_SCORE[t], sig.best, summaries[t])]
+            if o
+        ),
+        ("", methods),
+    )
+    grid_methods = select([m for m in grid_order[1] if m in methods], baselines)
+    grid, grid_text = qualitative_grid(
+        data_root, fused_root, grid_methods, runs["detect"], cfg, figs
+    )
+    if grid is not None and len(grid_methods) < len(methods):
+        score = TESTED_SCORE[grid_order[0]] if grid_order[0] else "name"
+        grid.caption = _with_note(
+            grid.caption, selection_note(grid_methods, len(methods), score, "data/fused/")
+        )
     sec.add(grid if grid is not None else Paragraph(grid_text))
 
     # --- curves ------------------------------------------------------------------------------
@@ -608,7 +626,11 @@ def _differences_section(
         selection_note(
             sorted(set(selected["method"])), n_methods, "the tested score", "significance.csv"
         )
-        + (" Every method's differences to the sources are in the ranking tables." if not all(keep) else ""),
+        + (
+            " Every method's differences to the sources are in the ranking tables."
+            if not all(keep)
+            else ""
+        ),
     )
     files = write_table(comp, tables, "significance", cap, significance_display(selected))
     sec.add(Table(cap, significance_display(selected), _files("tables", files)))

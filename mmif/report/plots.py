@@ -19,7 +19,7 @@ from matplotlib.figure import Figure as MplFigure
 from mmif.report.document import Figure
 from mmif.report.loading import SeedRun, read_csv
 from mmif.report.precision import bounds_of, clip, difference_bounds, p_text, rounded
-from mmif.report.ranking import MANY_METHODS, select
+from mmif.report.ranking import MANY_METHODS
 from mmif.report.tables import LOWER_IS_BETTER, fmt
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,9 @@ def plot_task_scores(
     if not panels:
         return None
     if len(methods) > MANY_METHODS:
-        return _ranked_scores(summaries, runs, panels, methods, baselines, folder, ci_level, protocols)
+        return _ranked_scores(
+            summaries, runs, panels, methods, baselines, folder, ci_level, protocols
+        )
     colours = _colours(methods, baselines)
     fig = MplFigure(
         figsize=(
@@ -215,7 +217,7 @@ def plot_per_class(
         if labels is not None
         else np.vectorize(lambda v: fmt(v, 3))(values)
     )
-    fig = MplFigure(figsize=(max(4.0, 0.8 * len(classes) + 2.5), max(2.5, 0.4 * len(table) + 1.5)))
+    fig = MplFigure(figsize=(max(5.0, 0.8 * len(classes) + 2.5), max(2.5, 0.4 * len(table) + 1.5)))
     ax = fig.add_subplot(1, 1, 1)
     im = _heatmap(ax, values, labels, list(table["method"]), classes)
     fig.colorbar(im, ax=ax, label=key)
@@ -270,7 +272,9 @@ def plot_fusion_heatmap(
     norm, labels = norm[rows][:, cols], np.asarray(labels)[rows][:, cols]
     names = [metrics[j] for j in cols]
     row_h = 0.28 if many else 0.4
-    fig = MplFigure(figsize=(max(5.0, 0.75 * len(names) + 2.5), max(2.5, row_h * len(fusion) + 1.6)))
+    fig = MplFigure(
+        figsize=(max(5.0, 0.75 * len(names) + 2.5), max(2.5, row_h * len(fusion) + 1.6))
+    )
     ax = fig.add_subplot(1, 1, 1)
     im = _heatmap(ax, norm, labels, list(fusion["method"].to_numpy()[rows]), names,
                   fontsize=6 if many else 7)  # fmt: skip
@@ -298,7 +302,11 @@ def metric_order(norm: np.ndarray) -> np.ndarray:
     from scipy.spatial.distance import squareform
     from scipy.stats import rankdata
 
-    ok = [j for j in range(norm.shape[1]) if np.nanstd(norm[:, j]) > 0 and np.isfinite(norm[:, j]).all()]
+    ok = [
+        j
+        for j in range(norm.shape[1])
+        if np.nanstd(norm[:, j]) > 0 and np.isfinite(norm[:, j]).all()
+    ]
     rest = [j for j in range(norm.shape[1]) if j not in ok]
     if len(ok) < 3:
         return np.arange(norm.shape[1])

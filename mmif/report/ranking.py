@@ -26,9 +26,7 @@ BOTTOM = 3
 BEST, TIED, WORSE, UNTESTED = "best", "indistinguishable", "worse", "untested"
 
 
-def method_order(
-    task: str, score: str, best: pd.DataFrame, summary: pd.DataFrame
-) -> list[str]:
+def method_order(task: str, score: str, best: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
     """The task's methods best first: the order of best_methods.csv (seed means of the tested
     statistic), else the seed mean of `score` in the task's table."""
     rows = best[best["task"] == task] if not best.empty else best
@@ -38,7 +36,9 @@ def method_order(
     return [str(m) for m in sub["method"]]
 
 
-def select(order: Sequence[str], always: Sequence[str] = (), top: int = TOP, bottom: int = BOTTOM) -> list[str]:
+def select(
+    order: Sequence[str], always: Sequence[str] = (), top: int = TOP, bottom: int = BOTTOM
+) -> list[str]:
     """`order` itself up to `MANY_METHODS` methods; beyond, its first `top`, last `bottom` and
     the `always` ones (the sources), in the order of `order`."""
     order = list(order)
@@ -119,8 +119,8 @@ def ranking_table(
             first = c.iloc[0] if len(c) else None
             for key, col in (("delta", "delta"), ("ci_low", "ci_low"), ("ci_high", "ci_high"),
                              ("p", "p_value"), ("mark", "mark")):  # fmt: skip
-                row[f"vs_{baseline}_{key}"] = first[col] if first is not None else (
-                    "" if key == "mark" else np.nan
+                row[f"vs_{baseline}_{key}"] = (
+                    first[col] if first is not None else ("" if key == "mark" else np.nan)
                 )
         rows.append(row)
     return pd.DataFrame(rows)
@@ -144,7 +144,9 @@ def ranking_display(table: pd.DataFrame, baselines: Sequence[str]) -> pd.DataFra
             if r["group"] == BEST
             else "n/a"
             if r["group"] == UNTESTED
-            else rounded(r["delta_to_best"], r["best_ci_low"], r["best_ci_high"], diff).text(),
+            else _signed(
+                rounded(r["delta_to_best"], r["best_ci_low"], r["best_ci_high"], diff).text()
+            ),
             "p": "" if r["group"] in (BEST, UNTESTED) else p_text(r["best_p_value"]),
         }
         for baseline in baselines:
@@ -155,8 +157,15 @@ def ranking_display(table: pd.DataFrame, baselines: Sequence[str]) -> pd.DataFra
             if not np.isfinite(float(d)):
                 row[f"vs {baseline}"] = "n/a"
                 continue
-            text = rounded(d, r[f"vs_{baseline}_ci_low"], r[f"vs_{baseline}_ci_high"], diff).text()
+            text = _signed(
+                rounded(d, r[f"vs_{baseline}_ci_low"], r[f"vs_{baseline}_ci_high"], diff).text()
+            )
             mark = str(r.get(f"vs_{baseline}_mark") or "")
             row[f"vs {baseline}"] = text + (f" {mark}" if mark else "")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _signed(text: str) -> str:
+    """A difference with its sign written ("+0.12 [...]"), so it reads apart from a score."""
+    return text if text.startswith(("-", "+", "n/a")) else f"+{text}"

@@ -311,6 +311,8 @@ def test_registration_file_problems_are_one_line(workspace):
     assert "external.yaml: expected `external_methods: [NAME, ...]`" in error_lines(log)[0]
     status, log = mmif("external", "remove", "zz", cwd=workspace)
     assert status == 1
-    yaml.safe_dump({"external_methods": [], "external": {}}, (workspace / "external.yaml").open("w"))
+    yaml.safe_dump(
+        {"external_methods": [], "external": {}}, (workspace / "external.yaml").open("w")
+    )
     status, log = mmif("external", "remove", "zz", cwd=workspace)
     assert status == 1 and "'zz' is not registered (registered: none)" in error_lines(log)[0]
