@@ -86,6 +86,7 @@ def _table_rows(out: str) -> dict[str, dict[str, str]]:
 
 
 def test_register_40_methods_twice_and_remove_one(workspace, big_root, capsys):
+    source = tree_digest(big_root)  # the user's results: never modified
     status, log = mmif("external", "add", "--root", big_root, cwd=workspace)
     out = capsys.readouterr().out
     assert status == 0, log
@@ -143,6 +144,7 @@ def test_register_40_methods_twice_and_remove_one(workspace, big_root, capsys):
     status, _ = mmif("external", "add", "--root", big_root, cwd=workspace)
     assert status == 0 and "1 new, 0 updated, 39 unchanged" in capsys.readouterr().out
     assert (workspace / "external.yaml").read_bytes() == before
+    assert tree_digest(big_root) == source
 
 
 def _dvc_stage_names(workspace: Path) -> list[str]:
