@@ -26,6 +26,7 @@ STAGES = {
     "segment": "pipelines.segment",
     "report": "pipelines.report",
     "methods": "pipelines.methods",
+    "external": "pipelines.external",
 }
 
 DESCRIPTION = """\

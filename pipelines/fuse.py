@@ -4,6 +4,9 @@ Two modes:
 - folders:  mmif fuse --method NAME --ir DIR --vis DIR --out DIR [--weights FILE] [--device DEV]
 - pipeline: mmif fuse --method NAME --data data/prepared --model-dir models/NAME --out data/fused/NAME
   (fuses every split of a prepared dataset; parameters from params.yaml `fusion.NAME`).
+- registered: mmif fuse --method external:NAME --external external.yaml --data data/prepared
+  --out data/fused/NAME (a method registered with `mmif external add`: its images are checked
+  against the prepared pairs and copied for every split it covers).
 
 Learned methods (coconet, densefuse) need trained weights (--weights or --model-dir); --untrained
 fuses with a randomly initialised network instead (meaningless images, for smoke tests only).
@@ -80,13 +83,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="method parameter override, e.g. --set dir=fused/tardal (repeatable); "
         "a key the method does not take is an error",
     )
+    p.add_argument(
+        "--external",
+        type=Path,
+        metavar="FILE",
+        help="registration file of `mmif external add` (external.yaml): read the folder of "
+        "method external:NAME from it instead of params.yaml",
+    )
     add_overwrite_argument(p)
     add_params_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    params = load_params(args, required=args.data is not None)
-    section = method_section(params, args.method)
+    params = load_params(args, required=args.data is not None and args.external is None)
+    section = (
+        _registered_section(args.method, args.external)
+        if args.external is not None
+        else method_section(params, args.method)
+    )
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -130,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         jobs = {".": pair_folders(args.ir, args.vis)}
 
     if is_external(args.method):
-        jobs = _external_jobs(method, jobs, pipeline=args.data is not None)
+        jobs = _external_jobs(method, jobs, pipeline=args.data is not None, data=args.data)
 
     n = 0
     with atomic_dir(
@@ -170,37 +184,55 @@ def _weights_from_model_dir(model_dir: Path | None) -> Path | None:
     return model_dir / weights if weights else None
 
 
+def _registered_section(method: str, registry_file: Path) -> dict:
+    """`{"dir": ...}` of a method registered in `registry_file` (`mmif external add`), its
+    folder relative to that file's folder."""
+    from mmif.external import load_registry
+
+    if not is_external(method):
+        raise InputError(
+            f"--external {registry_file}: give the registered method as --method external:NAME"
+        )
+    name = method.split(":", 1)[1] if ":" in method else method.split("_", 1)[1]
+    registry = load_registry(registry_file)
+    if name not in registry:
+        raise ConfigError(
+            f"{registry_file}: no registered method '{name}' (registered: "
+            f"{', '.join(registry) or 'none'}); register it with `mmif external add --root DIR`"
+        )
+    folder = Path(registry[name]["dir"])
+    if not folder.is_absolute():
+        folder = registry_file.parent / folder
+    return {"dir": str(folder)}
+
+
 def _external_jobs(
-    method, jobs: dict[str, list[SourcePair]], pipeline: bool
+    method, jobs: dict[str, list[SourcePair]], pipeline: bool, data: Path | None = None
 ) -> dict[str, list[SourcePair]]:
     """Keep the splits an external folder covers and check them before anything is written.
 
-    A folder with `train/`, `val/`, `test/` subfolders covers those splits; a flat folder (the
-    usual published results) covers the test split only, so task stages that need fused training
-    images skip such a method.
+    In the pipeline, `mmif.external.check_method` decides (the check of `mmif external add`):
+    a split is covered when the folder (its `<split>/` subfolder, else the folder and all its
+    split subfolders) has an image of every pair of the split, of the pair's size; the test
+    split must be covered. A flat folder of test images only (the usual published results)
+    covers the test split, so task stages that need fused training images score it with the
+    shared models or skip it.
     """
     from fusion.methods.external import validate_external
+    from mmif.external import PreparedPairs, check_method, covered_splits
     from mmif.io import read_image
 
     folder = Path(method.params["dir"])
     if pipeline:
-        has_splits = any((folder / split).is_dir() for split in jobs)
-        covered = (
-            {split: folder / split for split in jobs if (folder / split).is_dir()}
-            if has_splits
-            else {"test": folder}
-        )
-        jobs = {split: jobs[split] for split in covered if split in jobs}
-        if not jobs:
-            raise MissingInputError(
-                f"{folder}: no fused images for any prepared split; put them in {folder}/test/ or directly in {folder}"
-            )
-        log.info("external method %s covers splits: %s", method.name, ", ".join(jobs))
-    else:
-        covered = {".": folder}
-    for split, pairs in jobs.items():
+        check = check_method(folder, PreparedPairs.load(data), method.name)
+        covered = covered_splits(check)
+        for note in check.notes:
+            log.info("%s: %s", folder, note)
+        log.info("external method %s covers splits: %s", method.name, ", ".join(covered))
+        return {split: jobs[split] for split in covered}
+    for pairs in jobs.values():
         sizes = {p.stem: read_image(p.ir).shape[:2] for p in pairs}
-        validate_external(covered[split], list(sizes), sizes)
+        validate_external(folder, list(sizes), sizes)
     return jobs
 
 

@@ -45,6 +45,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=Path("results/report_summary.json"),
         help="copy of the headline numbers for `dvc metrics` (default: %(default)s)",
     )
+    p.add_argument(
+        "--registry",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="registered methods (`mmif external add`; default: external.yaml next to --params)",
+    )
     add_overwrite_argument(p)
     add_params_argument(p)
 
@@ -59,7 +66,26 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out, inputs, args.overwrite)  # before the summary: the main output
     if args.summary:
         check_output_file(args.summary, [*inputs, args.out])
-    build_report(args.results, args.data, args.fused, args.out, cfg, overwrite=args.overwrite)
+    build_report(
+        args.results,
+        args.data,
+        args.fused,
+        args.out,
+        cfg,
+        overwrite=args.overwrite,
+        study=_study(args, params),
+    )
     if args.summary:
         write_text(args.summary, (args.out / "summary.json").read_text())
     return 0
+
+
+def _study(args: argparse.Namespace, params: dict) -> list[str] | None:
+    """params.yaml `methods` and the registered methods; None (report every method found) when
+    params.yaml lists no methods."""
+    from mmif.external import REGISTRY_FILE, load_registry, study_methods
+
+    if "methods" not in params:
+        return None
+    registry = args.registry or Path(args.params).parent / REGISTRY_FILE
+    return study_methods(params, load_registry(registry))

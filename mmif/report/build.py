@@ -48,12 +48,20 @@ from mmif.report.findings import (
     check_bullets,
     lead_paragraph,
     markdown_link,
+    names,
     task_findings,
 )
 from mmif.report.grid import qualitative_grid
 from mmif.report.html import render_html
 from mmif.report.loading import TASKS, Results, find_key, load_results
 from mmif.report.precision import BOUNDS_NOTE, significant
+from mmif.report.ranking import (
+    method_order,
+    ranking_display,
+    ranking_table,
+    select,
+    selection_note,
+)
 from mmif.report.significance import (
     GAIN_MARKS,
     PER_CLASS_SCORE,
@@ -132,6 +140,7 @@ def build_report(
     out_dir: Path,
     cfg: ReportConfig,
     overwrite: bool = False,
+    study: list[str] | None = None,
 ) -> None:
     """Read every metric file under `results_dir` and write the comparison report to `out_dir`.
 
@@ -140,10 +149,20 @@ def build_report(
     Missing parts (no detection or segmentation results, no CoCoNet, no manifest) are reported
     as not available. `out_dir` may lie inside `results_dir` (results/report) but not be, hold
     or lie inside anything the report reads; a non-empty folder mmif did not write is replaced
-    only with `overwrite`.
+    only with `overwrite`. study: the methods of the study (params.yaml `methods` and the
+    registered ones); results of other methods (left behind by a method taken out) are not
+    reported. None: every method found.
     """
     check_output_dir(out_dir, report_inputs(results_dir, data_root, fused_root), overwrite)
     results = load_results(Path(results_dir), Path(fused_root))
+    if study is not None:
+        dropped = results.keep(study)
+        if dropped:
+            log.info(
+                "left out of the report (not a method of the study; results of a method taken "
+                "out?): %s",
+                ", ".join(dropped),
+            )
     methods = results.methods(cfg.baselines)
     if not methods:
         raise MissingInputError(
@@ -275,27 +294,48 @@ def _assemble(
         if missing:
             listed = ", ".join(f"{m} ({skipped[m]})" if m in skipped else m for m in missing)
             sec.add(Paragraph(f"{TASK_TITLE[task]} results not available for: {listed}."))
+        tested = TESTED_SCORE[task]
+        order = method_order(task, tested, sig.best, summary) or methods
+        ranked = ranking_table(task, tested, sig.best, summary, sig.comparisons, baselines)
+        if not ranked.empty:
+            cap = (
+                f"{TASK_TITLE[task]}: every method ranked by {tested} (seed mean [{cfg.ci_level:.0%} "
+                "t-interval over seeds]); group: the best, the methods indistinguishable from it "
+                f"(not significantly worse at alpha = {cfg.alpha:g}) and the others; differences "
+                f"to the best and to each source with their {cfg.ci_level:.0%} interval over seeds "
+                f"and test images ({_mark_legend(cfg)}; protocol {protocol_text(protocols[task])})"
+            )
+            files = write_table(
+                ranked, tables, f"ranking_{task}", cap, ranking_display(ranked, baselines)
+            )
+            sec.add(Table(cap, ranking_display(ranked, baselines), _files("tables", files)))
+        shown = select([m for m in order if m in methods], baselines)
         cells = per_class_cells(task, runs[task], methods)
         pc = cells_table(cells, methods, _mean)
         if pc.shape[1] > 1:
             level = cfg.ci_level
-            pc_text = cells_table(cells, methods, lambda v: cell_text(v, cfg.ci_level))
+            pc_text = cells_table(cells, shown, lambda v: cell_text(v, cfg.ci_level))
+            name = f"{task}_per_class"
             cap = (
                 f"{task}: per-class {PER_CLASS_KEY[task]}, mean over seeds ± half-width of the "
                 f"{level:.0%} t-interval over seeds (written [low, high] where [0, 1] clips it; "
                 f"protocol {protocol_text(protocols[task])})"
             )
-            files = write_table(pc, tables, f"{task}_per_class", cap, pc_text)
+            cap = _with_note(cap, selection_note(shown, len(pc), tested, f"{name}.csv"))
+            files = write_table(pc, tables, name, cap, pc_text)
             sec.add(Table(cap, pc_text, _files("tables", files)))
+            ordered = cells_table(cells, [m for m in order if m in methods], _mean)
             _add(
                 sec,
                 plots.plot_per_class(
-                    pc,
+                    ordered,
                     task,
                     PER_CLASS_KEY[task],
                     figs,
                     protocol_text(protocols[task]),
-                    cells_table(cells, methods, lambda v: cell_label(v, cfg.ci_level)),
+                    cells_table(
+                        cells, list(ordered["method"]), lambda v: cell_label(v, cfg.ci_level)
+                    ),
                 ),
             )
         cond_cells = (
@@ -305,14 +345,15 @@ def _assemble(
         )
         if cond_cells:
             by_cond = cells_table(cond_cells, methods, _mean)
-            cond_text = cells_table(cond_cells, methods, lambda v: cell_text(v, cfg.ci_level))
+            cond_text = cells_table(cond_cells, shown, lambda v: cell_text(v, cfg.ci_level))
+            name = f"{task}_per_condition"
             cap = (
                 f"{task}: per-class {PER_CLASS_KEY[task]} by capture condition (day / night from the "
                 "image names), recomputed from the saved per-image results, mean over seeds ± "
                 f"half-width of the {cfg.ci_level:.0%} t-interval over seeds "
                 f"(protocol {protocol_text(protocols[task])})"
             )
-            name = f"{task}_per_condition"
+            cap = _with_note(cap, selection_note(shown, len(by_cond), tested, f"{name}.csv"))
             files = write_table(by_cond, tables, name, cap, cond_text)
             sec.add(Table(cap, cond_text, _files("tables", files)))
 
@@ -365,7 +406,25 @@ def _assemble(
 
     # --- qualitative grid --------------------------------------------------------------------
     sec = doc.section("Qualitative comparison")
-    grid, grid_text = qualitative_grid(data_root, fused_root, methods, runs["detect"], cfg, figs)
+    grid_order = next(
+        (
+            (t, o)
+            for t in TASKS
+            if t in summaries
+            for o in [method_order(t, TESTED_SCORE[t], sig.best, summaries[t])]
+            if o
+        ),
+        ("", methods),
+    )
+    grid_methods = select([m for m in grid_order[1] if m in methods], baselines)
+    grid, grid_text = qualitative_grid(
+        data_root, fused_root, grid_methods, runs["detect"], cfg, figs
+    )
+    if grid is not None and len(grid_methods) < len(methods):
+        score = TESTED_SCORE[grid_order[0]] if grid_order[0] else "name"
+        grid.caption = _with_note(
+            grid.caption, selection_note(grid_methods, len(methods), score, "data/fused/")
+        )
     sec.add(grid if grid is not None else Paragraph(grid_text))
 
     # --- curves ------------------------------------------------------------------------------
@@ -442,6 +501,10 @@ def _assemble(
     return doc, _summary(
         results, manifest, methods, conv_text, summaries, sig, fusion, cfg, protocols, found
     )
+
+
+def _with_note(caption: str, note: str) -> str:
+    return f"{caption}. {note}" if note else caption
 
 
 def _mean(values: list[float]) -> float:
@@ -544,14 +607,33 @@ def _differences_section(
         )
         return
     level = f"{cfg.ci_level:.0%}"
+    orders = {
+        t: method_order(t, TESTED_SCORE.get(t, ""), sig.best, summaries.get(t, pd.DataFrame()))
+        for t in summaries
+    }
+    shown = {t: set(select(o, baselines)) for t, o in orders.items()}
+    n_methods = max((len(o) for o in orders.values()), default=0)
     cap = (
         f"Method minus baseline: difference of seed means [{level} interval over seeds and test images, "
         f"{cfg.bootstrap_samples} image resamples; clipped to [-1, 1]] and two-sided p; seed_sd = std over "
         f"seeds of the within-seed difference (shared models); significant at alpha = {cfg.alpha:g}"
     )
-    shown = significance_display(sig.comparisons)
-    files = write_table(sig.comparisons, tables, "significance", cap, shown)
-    sec.add(Table(cap, shown, _files("tables", files)))
+    comp = sig.comparisons
+    keep = [m in shown.get(t, {m}) for t, m in zip(comp["task"], comp["method"], strict=True)]
+    selected = comp[keep] if len(comp) else comp
+    cap = _with_note(
+        cap,
+        selection_note(
+            sorted(set(selected["method"])), n_methods, "the tested score", "significance.csv"
+        )
+        + (
+            " Every method's differences to the sources are in the ranking tables."
+            if not all(keep)
+            else ""
+        ),
+    )
+    files = write_table(comp, tables, "significance", cap, significance_display(selected))
+    sec.add(Table(cap, significance_display(selected), _files("tables", files)))
     _add(
         sec,
         plots.plot_differences(
@@ -562,18 +644,19 @@ def _differences_section(
         cap = (
             f"The best method per task (highest seed mean) and every method's difference to it "
             f"({level} interval over seeds and test images, p); value = seed mean [{level} t-interval over "
-            f"seeds]; indistinguishable = not significantly worse at alpha = {cfg.alpha:g}"
+            f"seeds]; indistinguishable = not significantly worse at alpha = {cfg.alpha:g} (shown as "
+            "the ranking table of each task)"
         )
-        shown = best_display(sig.best, summaries)
-        files = write_table(sig.best, tables, "best_methods", cap, shown)
-        sec.add(Table(cap, shown, _files("tables", files)))
+        write_table(sig.best, tables, "best_methods", cap, best_display(sig.best, summaries))
         summary = []
         for task, group in sig.best.groupby("task", sort=False):
             same = list(group.loc[group["indistinguishable"], "method"])
+            anchor = f"tab-ranking_{task}"
             summary.append(
                 f"{TASK_TITLE.get(str(task), task)} ({TESTED_SCORE.get(str(task), '')}, protocol "
                 f"{protocol_text(protocols.get(str(task), {}))}): best {group['best'].iloc[0]}; "
-                f"indistinguishable from it: {', '.join(same[1:]) or 'none'}."
+                f"indistinguishable from it: {names(same[1:]) or 'none'} "
+                f"([ranking](#{anchor}))."
             )
         sec.add(Bullets(summary))
     sub = doc.section("Known effects (sanity check)")
@@ -605,6 +688,10 @@ def _differences_section(
         sub.add(Bullets(lines))
     recomputed = _recomputed(sig, runs)
     if not recomputed.empty:
+        keep = [
+            m in shown.get(t, {m})
+            for t, m in zip(recomputed["task"], recomputed["method"], strict=True)
+        ]
         cap = (
             "The tested statistic recomputed on the full test set next to the stage's values, per "
             "seed: equal by construction (one AP definition; the same confusion counts), so "
@@ -612,9 +699,18 @@ def _differences_section(
             "(equal up to its float32 recall points) and ultralytics' mAP50 (its own interpolation). "
             "Single values without an interval: three significant digits."
         )
-        shown = _recomputed_display(recomputed)
-        files = write_table(recomputed, tables, "recomputed", cap, shown)
-        sec.add(Table(cap, shown, _files("tables", files)))
+        cap = _with_note(
+            cap,
+            selection_note(
+                sorted(set(recomputed[keep]["method"])),
+                n_methods,
+                "the tested score",
+                "recomputed.csv",
+            ),
+        )
+        display = _recomputed_display(recomputed[keep])
+        files = write_table(recomputed, tables, "recomputed", cap, display)
+        sec.add(Table(cap, display, _files("tables", files)))
 
 
 def _protocol_titles(protocols: dict[str, dict[str, str]]) -> dict[str, str]:

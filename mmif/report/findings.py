@@ -37,7 +37,7 @@ MAX_NAMES = 8
 #: the file names: tab-<table>, fig-<plot>)
 ANCHORS = {
     "scores": "tab-{task}_scores",
-    "best": "tab-best_methods",
+    "best": "tab-ranking_{task}",
     "differences": "fig-differences",
     "significance": "tab-significance",
     "sanity": "tab-sanity",
@@ -272,7 +272,7 @@ def answer_bullets(f: TaskFindings, link: Link = markdown_link, alpha: float = 0
         else "no spread over seeds"
     )
     ref_scores = link("scores", anchor["scores"])
-    ref_best = link("best methods", anchor["best"])
+    ref_best = link("ranking", anchor["best"])
     ref_diff = link("differences", anchor["differences"])
     ref_sig = link("table", anchor["significance"])
 

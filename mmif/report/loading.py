@@ -120,6 +120,19 @@ class Results:
     def task_runs(self, task: str) -> dict[str, dict[int, SeedRun]]:
         return self.runs.get(task, {})
 
+    def keep(self, methods: list[str] | tuple[str, ...]) -> list[str]:
+        """Drop every method not in `methods` (outputs a removed method left behind); returns
+        the dropped ones."""
+        keep = set(methods)
+        dropped = sorted(set(self.methods()) - keep)
+        for table in (self.fusion, self.fusion_per_image, self.fused_info):
+            for m in [m for m in table if m not in keep]:
+                del table[m]
+        for by_method in (*self.runs.values(), *self.skipped.values()):
+            for m in [m for m in by_method if m not in keep]:
+                del by_method[m]
+        return dropped
+
     def methods(self, baselines: list[str] | tuple[str, ...] = ()) -> list[str]:
         """Every method seen anywhere; baselines first (in the given order), then alphabetical."""
         seen = set(self.fusion) | set(self.fused_info)

@@ -19,29 +19,39 @@ from matplotlib.figure import Figure as MplFigure
 from mmif.report.document import Figure
 from mmif.report.loading import SeedRun, read_csv
 from mmif.report.precision import bounds_of, clip, difference_bounds, p_text, rounded
+from mmif.report.ranking import MANY_METHODS
 from mmif.report.tables import LOWER_IS_BETTER, fmt
 
 log = logging.getLogger(__name__)
 
 DPI = 100
 BASELINE_COLOUR = "#9e9e9e"
+FUSION_COLOUR = "#1f77b4"
 
 
-def save_figure(fig: MplFigure, folder: Path, name: str, caption: str) -> Figure:
-    """Write `<folder>/<name>.png` and `.svg`; paths in the returned block are relative to the
-    report root (folder's parent)."""
+def save_figure(
+    fig: MplFigure, folder: Path, name: str, caption: str, svg: bool = True, dpi: int = DPI
+) -> Figure:
+    """Write `<folder>/<name>.png` and (with `svg`) `.svg`; paths in the returned block are
+    relative to the report root (folder's parent). Pictures (the qualitative grid) get no SVG:
+    it would only wrap the same pixels, at several times the size."""
     folder.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context({"svg.hashsalt": "mmif-report", "svg.fonttype": "path"}):
-        fig.savefig(folder / f"{name}.png", dpi=DPI, metadata={"Software": None})
-        fig.savefig(folder / f"{name}.svg", metadata={"Date": None, "Creator": None})
+        fig.savefig(folder / f"{name}.png", dpi=dpi, metadata={"Software": None})
+        if svg:
+            fig.savefig(folder / f"{name}.svg", metadata={"Date": None, "Creator": None})
     rel = folder.name
-    return Figure(caption=caption, png=f"{rel}/{name}.png", svg=f"{rel}/{name}.svg")
+    return Figure(
+        caption=caption, png=f"{rel}/{name}.png", svg=f"{rel}/{name}.svg" if svg else None
+    )
 
 
 def _colours(methods: list[str], baselines: list[str]) -> dict[str, str]:
+    """One colour per method (tab10); beyond 10 methods colours would repeat and mislead, so
+    every fusion method gets one colour. Baselines in grey."""
     cmap = matplotlib.colormaps["tab10"]
     others = [m for m in methods if m not in baselines]
-    out = {m: cmap(i % 10) for i, m in enumerate(others)}
+    out = {m: cmap(i) if len(others) <= 10 else FUSION_COLOUR for i, m in enumerate(others)}
     out.update({b: BASELINE_COLOUR for b in baselines})
     return out
 
@@ -62,6 +72,10 @@ def plot_task_scores(
     panels = [(t, s) for t, ss in scores.items() for s in ss if not summaries[t].empty]
     if not panels:
         return None
+    if len(methods) > MANY_METHODS:
+        return _ranked_scores(
+            summaries, runs, panels, methods, baselines, folder, ci_level, protocols
+        )
     colours = _colours(methods, baselines)
     fig = MplFigure(
         figsize=(
@@ -106,6 +120,58 @@ def plot_task_scores(
     return save_figure(fig, folder, "task_scores", caption)
 
 
+def _ranked_scores(
+    summaries: dict[str, pd.DataFrame],
+    runs: dict[str, dict[str, dict[int, SeedRun]]],
+    panels: list[tuple[str, str]],
+    methods: list[str],
+    baselines: list[str],
+    folder: Path,
+    ci_level: float,
+    protocols: dict[str, str],
+) -> Figure:
+    """Many methods: one horizontal panel per task score, methods sorted by the seed mean
+    (best at the top), dot = mean, line = t-interval over seeds, small dots = seeds; the sources
+    in grey with a dotted line at their mean."""
+    n = max(len(summaries[t][summaries[t]["score"] == s]) for t, s in panels)
+    ncols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig = MplFigure(figsize=(5.6 * ncols, (0.2 * n + 1.2) * nrows))
+    for k, (task, score) in enumerate(panels):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        sub = summaries[task][summaries[task]["score"] == score]
+        sub = sub.sort_values("mean", ascending=True, kind="stable").set_index("method")
+        shown = list(sub.index)
+        y = np.arange(len(shown))
+        means = sub["mean"].to_numpy(float)
+        low, high, _ = clip(
+            sub["ci_low"].to_numpy(float), sub["ci_high"].to_numpy(float), bounds_of(score)
+        )
+        colours = [BASELINE_COLOUR if m in baselines else FUSION_COLOUR for m in shown]
+        ax.hlines(y, np.nan_to_num(low, nan=means), np.nan_to_num(high, nan=means),
+                  colors=colours, linewidth=1.5)  # fmt: skip
+        ax.scatter(means, y, c=colours, s=14, zorder=3)
+        for i, m in enumerate(shown):
+            vals = [r.scores.get(score, np.nan) for r in runs[task][m].values()]
+            ax.scatter(vals, np.full(len(vals), y[i]), s=3, color="black", alpha=0.5, zorder=4)
+        for b in baselines:
+            if b in sub.index:
+                ax.axvline(sub.loc[b, "mean"], color=BASELINE_COLOUR, linestyle=":", linewidth=1)
+        ax.set_yticks(y, shown, fontsize=6)
+        ax.set_ylim(-0.7, len(shown) - 0.3)
+        ax.set_xlabel(score, fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_title(_with_protocol(f"{task}: {score}", protocols.get(task)), fontsize=9)
+    fig.tight_layout()
+    caption = (
+        f"Task scores per method, sorted (best at the top): dot = mean over seeds, line = {ci_level:.0%} "
+        "t-interval over seeds (clipped to [0, 1]), small dots = single seeds; the sources in grey, "
+        "dotted lines at their means. The differences with their tests are in the ranking tables."
+    )
+    return save_figure(fig, folder, "task_scores", caption)
+
+
 def _heatmap(
     ax,
     values: np.ndarray,
@@ -115,6 +181,7 @@ def _heatmap(
     vmin=0.0,
     vmax=1.0,
     cmap="viridis",
+    fontsize: float = 7,
 ):
     im = ax.imshow(values, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
     ax.set_xticks(np.arange(len(cols)), cols, rotation=45, ha="right")
@@ -123,7 +190,7 @@ def _heatmap(
         for j in range(values.shape[1]):
             v = values[i, j]
             colour = "white" if not np.isfinite(v) or v < (vmin + vmax) / 2 else "black"
-            ax.text(j, i, labels[i, j], ha="center", va="center", fontsize=7, color=colour)
+            ax.text(j, i, labels[i, j], ha="center", va="center", fontsize=fontsize, color=colour)
     return im
 
 
@@ -150,7 +217,7 @@ def plot_per_class(
         if labels is not None
         else np.vectorize(lambda v: fmt(v, 3))(values)
     )
-    fig = MplFigure(figsize=(max(4.0, 0.8 * len(classes) + 2.5), max(2.5, 0.4 * len(table) + 1.5)))
+    fig = MplFigure(figsize=(max(5.0, 0.8 * len(classes) + 2.5), max(2.5, 0.4 * len(table) + 1.5)))
     ax = fig.add_subplot(1, 1, 1)
     im = _heatmap(ax, values, labels, list(table["method"]), classes)
     fig.colorbar(im, ax=ax, label=key)
@@ -186,26 +253,69 @@ def plot_fusion_heatmap(
     labels: np.ndarray | None = None,
 ) -> Figure | None:
     """Heatmap method x metric, colour normalised per metric; labels: the means' text (rounded
-    by the precision rule), 3 significant digits if None."""
+    by the precision rule), 3 significant digits if None.
+
+    Rows are sorted by the mean normalised value over the metrics (best at the top); with many
+    methods the columns are ordered by hierarchical clustering (average linkage on 1 - Spearman's
+    rho between metrics over the methods), so metrics that rank the methods alike sit together.
+    """
     if fusion.empty or not metrics:
         return None
     norm = normalise_metrics(fusion, metrics)
     if labels is None:
         labels = np.vectorize(lambda v: fmt(v, 3))(fusion[metrics].to_numpy(float))
+    with np.errstate(all="ignore"):
+        overall = np.nanmean(np.where(np.isfinite(norm), norm, np.nan), axis=1)
+    rows = np.argsort(-np.nan_to_num(overall, nan=-1.0), kind="stable")
+    many = len(fusion) > MANY_METHODS
+    cols = metric_order(norm) if many else np.arange(len(metrics))
+    norm, labels = norm[rows][:, cols], np.asarray(labels)[rows][:, cols]
+    names = [metrics[j] for j in cols]
+    row_h = 0.28 if many else 0.4
     fig = MplFigure(
-        figsize=(max(5.0, 0.75 * len(metrics) + 2.5), max(2.5, 0.4 * len(fusion) + 1.6))
+        figsize=(max(5.0, 0.75 * len(names) + 2.5), max(2.5, row_h * len(fusion) + 1.6))
     )
     ax = fig.add_subplot(1, 1, 1)
-    im = _heatmap(ax, norm, labels, list(fusion["method"]), metrics)
+    im = _heatmap(ax, norm, labels, list(fusion["method"].to_numpy()[rows]), names,
+                  fontsize=6 if many else 7)  # fmt: skip
     fig.colorbar(im, ax=ax, label="normalised (1 = best)")
     ax.set_title(f"Fusion metrics ({convention} convention)")
     fig.tight_layout()
     caption = (
         f"Fusion metrics per method ({convention} convention): colour = value min-max normalised over "
         f"the methods per metric, 1 = best (lower is better for {', '.join(sorted(LOWER_IS_BETTER))}); "
-        "numbers = raw means over the test images, at the precision their interval over the images supports."
+        "numbers = raw means over the test images, at the precision their interval over the images supports. "
+        "Rows sorted by the mean normalised value (best overall at the top)"
+        + (
+            "; columns ordered by clustering, so metrics that rank the methods alike sit together."
+            if many
+            else "."
+        )
     )
     return save_figure(fig, folder, "fusion_metrics", caption)
+
+
+def metric_order(norm: np.ndarray) -> np.ndarray:
+    """Column order of a (methods, metrics) array by average-linkage clustering on
+    1 - Spearman's rho between the columns (constant or empty columns last)."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+    from scipy.stats import rankdata
+
+    ok = [
+        j
+        for j in range(norm.shape[1])
+        if np.nanstd(norm[:, j]) > 0 and np.isfinite(norm[:, j]).all()
+    ]
+    rest = [j for j in range(norm.shape[1]) if j not in ok]
+    if len(ok) < 3:
+        return np.arange(norm.shape[1])
+    ranks = np.column_stack([rankdata(norm[:, j]) for j in ok])
+    rho = np.corrcoef(ranks, rowvar=False)
+    dist = np.clip(1.0 - rho, 0.0, 2.0)
+    np.fill_diagonal(dist, 0.0)
+    leaves = leaves_list(linkage(squareform(dist, checks=False), method="average"))
+    return np.array([ok[i] for i in leaves] + rest)
 
 
 def plot_correlations(
@@ -381,8 +491,9 @@ def plot_differences(
     ci_level: float,
     protocols: dict[str, str] | None = None,
 ) -> Figure | None:
-    """Each method's difference to each baseline with its interval (seeds and test images), one
-    panel per task and baseline; filled = significant, hollow = not."""
+    """Forest plot: each method's difference to each baseline with its interval (seeds and test
+    images), sorted (largest gain at the top), one panel per task and baseline; filled =
+    significant, hollow = not."""
     if comparisons.empty:
         return None
     protocols = protocols or {}
@@ -390,12 +501,13 @@ def plot_differences(
     colours = _colours(methods, baselines)
     ncols = min(2, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    height = max(2.4, 0.32 * comparisons["method"].nunique() + 1.2)
+    n = comparisons["method"].nunique()
+    height = max(2.4, (0.32 if n <= MANY_METHODS else 0.19) * n + 1.2)
     fig = MplFigure(figsize=(4.6 * ncols, height * nrows))
     for k, ((task, baseline), group) in enumerate(panels):
         ax = fig.add_subplot(nrows, ncols, k + 1)
-        order = [m for m in methods if m in set(group["method"])]
-        g = group.set_index("method").loc[order]
+        g = group.sort_values("delta", ascending=False, kind="stable").set_index("method")
+        order = list(g.index)
         y = np.arange(len(order))[::-1]
         bounds = difference_bounds(bounds_of(str(g["score"].iloc[0])))
         for yi, (m, row) in zip(y, g.iterrows(), strict=True):
@@ -410,7 +522,8 @@ def plot_differences(
                 facecolor=colours[m] if row["significant"] else "white",
             )
         ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.set_yticks(y, order, fontsize=7)
+        ax.set_yticks(y, order, fontsize=7 if n <= MANY_METHODS else 6)
+        ax.set_ylim(-0.7, len(order) - 0.3)
         score = str(g["score"].iloc[0])
         ax.set_xlabel(f"{score} difference to {baseline}", fontsize=8)
         ax.set_title(
@@ -420,7 +533,7 @@ def plot_differences(
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     caption = (
-        f"Difference of each method to each baseline: dot = difference of seed means, line = {ci_level:.0%} "
+        f"Difference of each method to each baseline, sorted (largest at the top): dot = difference of seed means, line = {ci_level:.0%} "
         "interval over seeds and test images (clipped to [-1, 1]); filled = significant. Under frozen and finetune the "
         "difference is taken within each seed's shared task model."
     )

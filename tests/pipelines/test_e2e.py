@@ -4,8 +4,9 @@ Checks the whole chain runs offline under each task protocol (frozen, the defaul
 retrain as `dvc exp run` experiments), `dvc metrics show` lists every method's fusion metrics,
 mAP50 and mIoU with the protocol, every seed of every method is scored (the shared models' two
 seeds trained in parallel worker processes, as on any CPU), a second `dvc repro` does nothing,
-changing one method's parameter makes only that method's stages (and the report) stale, and an
-external method with test images only is scored by the shared models.
+changing one method's parameter makes only that method's stages (and the report) stale, an
+external method with test images only is scored by the shared models, and a results root
+registered with `mmif external add` makes only its methods' stages and the report stale.
 """
 
 from __future__ import annotations
@@ -256,3 +257,41 @@ def test_external_method_with_test_images_only_is_scored_frozen(workspace):
         vis = json.loads((workspace / "results" / "scores" / task / "vis.json").read_text())
         assert ext["protocol"] == "frozen"
         assert ext["per_seed"] == vis["per_seed"], (task, ext, vis)
+
+
+def test_registered_root_runs_only_its_stages_and_remove_undoes_it(workspace):
+    """`mmif external add --root` on a finished pipeline: `dvc status` lists only the new
+    methods' stages and the report; `dvc repro` scores them with the shared models (a copy of
+    the visible images scores exactly as vis); `remove` leaves only the report stale."""
+    zoo = workspace.parent / "zoo"
+    for name, source in (("PubVis", "vis"), ("PubIr", "ir")):
+        (zoo / name).mkdir(parents=True)
+        for image in (workspace / "data" / "fused" / source / "test").glob("*.png"):
+            shutil.copy2(image, zoo / name / image.name)
+    before = {p: p.stat().st_mtime_ns for p in zoo.rglob("*")}
+    _run(["dvc", "status"], workspace)  # settle: the previous test's repro
+    _run(["mmif", "external", "add", "--root", "../zoo"], workspace)
+    status = _run(["dvc", "status", "--json"], workspace)
+    stale = set(json.loads(status[status.index("{") :]))
+    new = {f"{k}_external@{m}" for k in ("fuse", "fusion_metrics", "detect", "segment")
+           for m in ("PubVis", "PubIr")}  # fmt: skip
+    assert stale == new | {"report"}, stale
+    _run(["dvc", "repro"], workspace)
+    status = _run(["dvc", "status", "--json"], workspace)
+    assert json.loads(status[status.index("{") :]) == {}
+    for task in ("detect", "segment"):
+        scores = workspace / "results" / "scores" / task
+        ext = json.loads((scores / "PubVis.json").read_text())
+        vis = json.loads((scores / "vis.json").read_text())
+        assert ext["protocol"] == "frozen" and ext["per_seed"] == vis["per_seed"]
+    ranking = (workspace / "results" / "report" / "tables" / "ranking_detect.csv").read_text()
+    assert "PubVis" in ranking and "PubIr" in ranking
+    # registering again changes nothing; remove undoes it (and only the report is stale)
+    _run(["mmif", "external", "add", "--root", "../zoo"], workspace)
+    status = _run(["dvc", "status", "--json"], workspace)
+    assert json.loads(status[status.index("{") :]) == {}
+    _run(["mmif", "external", "remove", "PubIr"], workspace)
+    status = _run(["dvc", "status", "--json"], workspace)
+    assert set(json.loads(status[status.index("{") :])) == {"report"}
+    assert not (workspace / "data" / "fused" / "PubIr").exists()
+    assert {p: p.stat().st_mtime_ns for p in zoo.rglob("*")} == before  # the user's folder

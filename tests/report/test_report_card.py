@@ -24,7 +24,7 @@ from mmif.report.card import (
 )
 
 #: "estimate [low, high]" in a display cell or sentence
-INTERVAL = re.compile(r"(-?\d+(?:\.\d+)?) \[(-?\d+(?:\.\d+)?),\s(-?\d+(?:\.\d+)?)\]")
+INTERVAL = re.compile(r"([-+]?\d+(?:\.\d+)?) \[(-?\d+(?:\.\d+)?),\s(-?\d+(?:\.\d+)?)\]")
 
 
 def _rows(n: int, baselines=("vis", "ir")) -> list[CardRow]:
