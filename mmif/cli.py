@@ -21,6 +21,7 @@ STAGES = {
     "segment": "pipelines.segment",
     "report": "pipelines.report",
     "methods": "pipelines.methods",
+    "weights": "pipelines.weights",
 }
 
 DESCRIPTION = """\
