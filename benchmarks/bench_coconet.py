@@ -9,7 +9,7 @@ CPU (subnormal floats in the attention). Reported numbers are medians over `--re
 one warm-up; "cpu" is the process CPU time of the same runs (less sensitive to a busy machine).
 Training steps use the network, losses and optimiser of fusion.coconet.train: stage 1 (fidelity
 loss) and stage 2 (plus the contrastive loss with --negatives negatives; --precision is
-fusion.coconet.contrastive_precision, the dtype of its frozen VGG19 passes). --data takes the
+fusion.coconet.contrastive_precision, the dtype of its VGG19 passes). --data takes the
 training patches from a prepared dataset (e.g. real MSRS pairs) instead of synthetic scenes.
 Targets on the 2-core reference CPU: <= 2.4 s per 640x480 image, <= 2.8 s per stage-1 step,
 <= 4 s per stage-2 step (30 x 64x64, 3 negatives, 2 threads).
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "--precision",
         default="auto",
         choices=["auto", "float32", "bfloat16"],
-        help="contrastive_precision: dtype of the frozen VGG19 passes (default: %(default)s)",
+        help="contrastive_precision: dtype of the loss's VGG19 passes (default: %(default)s)",
     )
     p.add_argument(
         "--data", type=Path, help="prepared dataset whose training pairs give the patches"
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             wall, cpu = bench_train(model, cfg, data, device, stage, args.repeats)
             dtype = str(contrastive_dtype(cfg, device) or torch.float32).replace("torch.", "")
-            extra = f", {args.negatives} negatives, frozen passes in {dtype}" if stage == 2 else ""
+            extra = f", {args.negatives} negatives, VGG19 passes in {dtype}" if stage == 2 else ""
             print(
                 f"train step stage {stage} ({args.batch} x {args.patch}x{args.patch}{extra}): {wall:.3f} s/step (cpu {cpu:.3f} s)"
             )

@@ -71,10 +71,10 @@ class CoCoNetConfig:
             stage-1 patches (whole-image content, no gradient). Without it they are running
             averages of the last training steps, which in stage 2 see only target-centred
             patches. 0 keeps those.
-        contrastive_precision: dtype of the frozen VGG19 passes of the contrastive loss
-            (positives and negatives; the anchors keep float32 and their gradient): "auto" uses
-            bfloat16 where the hardware computes it natively (CUDA with bfloat16, CPUs with
-            AVX512-BF16 or AMX), about twice as fast there, else float32.
+        contrastive_precision: dtype of the VGG19 passes of the contrastive loss (anchors,
+            positives, negatives; distances and ratios stay float32): "auto" uses bfloat16
+            where the hardware computes it natively (CUDA with bfloat16, CPUs with AVX512-BF16
+            or AMX; the loss then costs 0.6x), else float32.
     Inference:
         tile_size: images larger than this (either side) are fused in overlapping tiles of this
             size (multiple of 16) and blended; tile_overlap: their overlap in pixels.

@@ -144,7 +144,7 @@ def contrastive_loss(
     features: Callable[[torch.Tensor], Sequence[torch.Tensor]],
     n_negatives: int = 3,
     layer_weights: Sequence[float] = CONTRASTIVE_LAYER_WEIGHTS,
-    frozen_dtype: torch.dtype | None = None,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Coupled contrastive loss with a salient mask (CoCoNet, eq. for L_con).
 
@@ -165,9 +165,10 @@ def contrastive_loss(
     non-empty regions (with gradient), then, without gradient, their positive and their
     negatives, one pass per negative (every one is a different image: each is masked with its
     own anchor's mask, so nothing can be shared between anchors). Empty regions cost nothing.
-    frozen_dtype: run those frozen passes under autocast in this dtype (bfloat16 where the
-    hardware computes it natively: about twice as fast, and the loss moves by ~1e-3 relative);
-    None computes them like the anchors.
+    dtype: run the extractor passes under autocast in this dtype (bfloat16 where the hardware
+    computes it natively: the loss costs 0.6x as much on a 2-core AVX512-BF16 CPU; its value
+    moves by ~3e-4 relative and its gradient keeps its direction, cosine ~0.98); the distances
+    and ratios stay float32. None: no autocast of its own.
     """
     if n_negatives < 1:
         raise ValueError(f"n_negatives must be >= 1, got {n_negatives}")
@@ -185,10 +186,11 @@ def contrastive_loss(
     def masked(foreground: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
         return (torch.cat([foreground, background])[rows] * regions).contiguous(memory_format=cl)
 
-    anchor = features(masked(f_s, f_s))
-    frozen = torch.autocast(
-        fused.device.type, dtype=frozen_dtype or torch.float32, enabled=frozen_dtype is not None
+    autocast = torch.autocast(
+        fused.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
     )
+    with autocast:
+        anchor = [a.float() for a in features(masked(f_s, f_s))]  # converted once, reused
     # distances[k][g]: d(phi_k(anchor), phi_k(image g)), g = 0 the positive, then the negatives
     distances: list[list[torch.Tensor]] = [[] for _ in anchor]
     for g in range(1 + n_used):
@@ -197,7 +199,7 @@ def contrastive_loss(
         else:
             shift = g - 1
             images = masked(vis_s.roll(shift, dims=0), ir_s.roll(shift, dims=0))
-        with torch.no_grad(), frozen:
+        with torch.no_grad(), autocast:
             feats = features(images)
         for k, (a, n) in enumerate(zip(anchor, feats, strict=True)):
             distances[k].append(_per_sample_l1(a, n))

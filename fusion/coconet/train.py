@@ -373,7 +373,7 @@ def training_autocast(cfg: CoCoNetConfig, device: torch.device) -> bool:
 
 
 def contrastive_dtype(cfg: CoCoNetConfig, device: torch.device) -> torch.dtype | None:
-    """dtype of the contrastive loss's frozen VGG19 passes (None: float32, no autocast)."""
+    """dtype of the contrastive loss's VGG19 passes (None: float32, no autocast)."""
     if cfg.contrastive_precision == "bfloat16" or (
         cfg.contrastive_precision == "auto" and native_bfloat16(device)
     ):
@@ -612,7 +612,7 @@ def _train_step(
     if features is not None:
         with autocast:
             l_con = contrastive_loss(
-                fused, ir, vis, mask, features, cfg.n_negatives, frozen_dtype=con_dtype
+                fused, ir, vis, mask, features, cfg.n_negatives, dtype=con_dtype
             )
         loss = loss + cfg.lambda_con * l_con
     optimizer.zero_grad(set_to_none=True)

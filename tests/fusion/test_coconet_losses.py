@@ -235,10 +235,10 @@ def test_contrastive_fast_path_equals_the_straightforward_loss(features: VGG19Re
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
     assert grads[0].abs().sum() > 0
 
-    # bfloat16 frozen passes (contrastive_precision auto on hardware with native bfloat16):
+    # bfloat16 VGG passes (contrastive_precision auto on hardware with native bfloat16):
     # the value stays within 1%, the gradient keeps its direction
     fused = base.clone().requires_grad_(True)
-    loss = contrastive_loss(fused, ir, vis, mask, features, 3, frozen_dtype=torch.bfloat16)
+    loss = contrastive_loss(fused, ir, vis, mask, features, 3, dtype=torch.bfloat16)
     loss.backward()
     assert loss.item() == pytest.approx(values[0], rel=1e-2)
     cosine = torch.nn.functional.cosine_similarity(fused.grad.flatten(), grads[0].flatten(), dim=0)
