@@ -12,6 +12,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export YOLO_OFFLINE := 1
+# ultralytics reads a local .pt model with torch.load(weights_only=True), never a full unpickle
+export ULTRALYTICS_SAFE_LOAD := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 

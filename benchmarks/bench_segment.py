@@ -109,7 +109,8 @@ def bench(device: str, data_root: Path, fused_root: Path, cfg: SegmentConfig, ep
 
 
 def pipeline_config(batch_size: int | None) -> SegmentConfig:
-    """params.yaml's `segment:` section (what `dvc repro` trains), batch size optionally replaced."""
+    """The shared segmenter's schedule of params.yaml (`segment.base`: what `dvc repro` trains
+    under the default protocol), batch size optionally replaced."""
     import dataclasses
 
     import yaml
@@ -117,7 +118,9 @@ def pipeline_config(batch_size: int | None) -> SegmentConfig:
     from mmif.config import section
 
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    cfg = section(params, "segment", SegmentConfig)
+    from segmentation.config import SegmentSection
+
+    cfg = section(params, "segment", SegmentSection).schedule("base")
     return cfg if batch_size is None else dataclasses.replace(cfg, batch_size=batch_size)
 
 

@@ -45,7 +45,8 @@ def synthetic_task_data(root: Path, cfg: SyntheticConfig) -> tuple[Path, Path]:
 
 
 def pipeline_config(device: str, epochs: int) -> DetectConfig:
-    """params.yaml's `detect:` section (what `dvc repro` trains), with epochs and device replaced."""
+    """The shared detector's schedule of params.yaml (`detect.base`: what `dvc repro` trains under
+    the default protocol), with epochs and device replaced."""
     import dataclasses
 
     import yaml
@@ -53,7 +54,9 @@ def pipeline_config(device: str, epochs: int) -> DetectConfig:
     from mmif.config import section
 
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    cfg = section(params, "detect", DetectConfig)
+    from detection.config import DetectSection
+
+    cfg = section(params, "detect", DetectSection).schedule("base")
     return dataclasses.replace(cfg, epochs=epochs, device=device, keep_run=True)
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from mmif.protocol import SCHEDULES, build_schedule, check_protocol
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|\d+(,\d+)*)$")
 OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp")
@@ -48,6 +51,9 @@ class DetectConfig:
     jobs: seeds of one method trained at once by `mmif detect`, each in its own process with an
         equal share of the CPU cores: "auto" (every seed at once on the CPU, where one YOLO run
         keeps about one core busy; one at a time on CUDA) or a number (1 = one after another).
+    modality_labels: the shared model only (protocols frozen, finetune): leave out of each
+        infrared or visible training sample the boxes of classes that modality does not show,
+        where the dataset records it (the synthetic default; detection.dataset.build_source_dataset).
     keep_run: keep ultralytics' run folder (weights, results.csv) in .cache/detect/runs instead
         of deleting it after the outputs are written.
     """
@@ -85,6 +91,7 @@ class DetectConfig:
     deterministic: bool = True
     keep_run: bool = False
     jobs: int | str = "auto"
+    modality_labels: bool = True
 
     @property
     def pretrained(self) -> bool:
@@ -154,11 +161,14 @@ class DetectConfig:
 
 
 def ultralytics_device(device: str) -> str:
-    """Translate `DetectConfig.device` to ultralytics' notation ("cpu", "0", "0,1")."""
-    import torch
+    """Translate `DetectConfig.device` to ultralytics' notation ("cpu", "0", "0,1").
+
+    Every CUDA index goes through the project's one device check (`mmif.runtime.resolve_device`).
+    """
+    from mmif.runtime import resolve_device
 
     if device == "auto":
-        return "0" if torch.cuda.is_available() else "cpu"
+        return "0" if resolve_device("auto").type == "cuda" else "cpu"
     if device == "cpu":
         return "cpu"
     index = (
@@ -166,8 +176,74 @@ def ultralytics_device(device: str) -> str:
         if device.startswith("cuda:")
         else ("0" if device == "cuda" else device)
     )
-    if not torch.cuda.is_available():
-        raise RuntimeError(
-            f"detect.device is {device!r} but CUDA is not available; set it to cpu or auto"
-        )
+    if device.startswith("cuda"):
+        resolve_device(device, "detect.device")
+    else:  # ultralytics' "0" or "0,1"
+        for i in index.split(","):
+            resolve_device(f"cuda:{i}", "detect.device")
     return index
+
+
+#: DetectConfig keys that belong to the section (shared by every training of the task)
+SHARED_KEYS = ("device", "workers", "conf", "iou", "max_det", "jobs", "keep_run")
+
+
+@dataclass
+class DetectSection:
+    """The `detect:` section of params.yaml: a protocol, shared settings and three schedules.
+
+    protocol: frozen | finetune | retrain (mmif.protocol; README "Protocols").
+    base_weights: a local .pt file (e.g. COCO-pretrained yolov8n.pt) the shared model of frozen /
+        finetune starts from instead of random weights; None trains it from scratch. Never
+        downloaded: a path that does not exist is an error.
+    device, workers, jobs, keep_run, conf, iou, max_det: as in DetectConfig, for every training
+        and evaluation of the task.
+    base: DetectConfig settings of the shared model (frozen, finetune), `model` (its
+        architecture yaml) included: trained once per seed on the train split's infrared and
+        visible images as separate samples; its imgsz is also the evaluation size of both
+        protocols.
+    finetune: overrides on top of `base` for each method's fine-tuning from the shared model
+        (which replaces `model`).
+    retrain: DetectConfig settings of each method's own from-scratch training (retrain),
+        `model` included.
+    """
+
+    protocol: str = "frozen"
+    base_weights: str | None = None
+    device: str = "auto"
+    workers: int = 0
+    jobs: int | str = "auto"
+    keep_run: bool = False
+    conf: float = 0.001
+    iou: float = 0.7
+    max_det: int = 300
+    base: dict[str, Any] = field(default_factory=dict)
+    finetune: dict[str, Any] = field(default_factory=dict)
+    retrain: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        check_protocol(self.protocol)
+        if self.base_weights is not None:
+            path = Path(self.base_weights)
+            if path.suffix.lower() != ".pt" or not path.is_file():
+                raise ValueError(
+                    f"base_weights: {self.base_weights!r} is not a local .pt file (nothing is "
+                    "downloaded); put e.g. COCO-pretrained yolov8n.pt there or set it to null"
+                )
+        if "model" in self.finetune:
+            raise ValueError(
+                "finetune.model: fine-tuning starts from the shared model (set base.model, or "
+                "base_weights for a pretrained start)"
+            )
+        for which in SCHEDULES:
+            self.schedule(which)
+
+    def schedule(self, which: str) -> DetectConfig:
+        """The DetectConfig of one training: "base", "finetune" or "retrain"."""
+        common = {k: getattr(self, k) for k in SHARED_KEYS}
+        schedules = {"base": self.base, "finetune": self.finetune, "retrain": self.retrain}
+        return build_schedule(DetectConfig, common, schedules, which, "params.yaml:detect")
+
+    def evaluation(self) -> DetectConfig:
+        """Settings of a frozen evaluation: the shared model's (its image size, batch)."""
+        return self.schedule("base")

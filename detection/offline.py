@@ -16,7 +16,15 @@ model for its mixed-precision self-check. `import_ultralytics` prevents all of t
 - fonts: matplotlib's DejaVuSans.ttf copied as Arial.ttf and Arial.Unicode.ttf into the config
   dir, where ultralytics looks before it would download them;
 - AMP: ultralytics' self-check (which loads a downloaded yolo26n.pt) is replaced by one that
-  trusts mixed precision on CUDA and logs that it skipped the check (`patch_amp_check`).
+  trusts mixed precision on CUDA and logs that it skipped the check (`patch_amp_check`);
+- safe loading: ULTRALYTICS_SAFE_LOAD=1 (unless set otherwise), so a local `detect.model` .pt
+  is read with torch.load(weights_only=True) against ultralytics' allow-list of model classes
+  instead of being unpickled in full;
+- PIL: ultralytics' `Image.open` replacement (which tries to pip-install pi-heif when a file
+  is not an image) is undone, so an unreadable image stays a clear one-line error;
+- console: when stdout is not a terminal (a seed worker's log file, CI, `> log`), ultralytics'
+  progress bars print their final state once, without carriage returns, and its messages carry
+  no colour codes (`plain_console`).
 """
 
 from __future__ import annotations
@@ -24,12 +32,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
 
 from mmif.io import write_text
+from mmif.logging_utils import stream_is_terminal
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +97,8 @@ def configure_environment() -> Path:
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "false"
     os.environ["HF_HUB_OFFLINE"] = "1"
+    # read when ultralytics is imported: a .pt model is then loaded with weights_only=True
+    os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
     os.environ.setdefault("MPLCONFIGDIR", str(cache_root() / "matplotlib"))
     if os.environ.pop("ULTRALYTICS_API_KEY", None):
         log.warning(
@@ -157,7 +169,57 @@ def import_ultralytics() -> ModuleType:
         SETTINGS.update(changes)
     patch_amp_check()
     _limit_threads()
+    _restore_pil_open()
+    if not stream_is_terminal(sys.stdout):
+        plain_console()
     return ultralytics
+
+
+def _restore_pil_open() -> None:
+    """Undo ultralytics' replacement of PIL's `Image.open`, which answers an unreadable image by
+    trying to install pi-heif at run time (offline: ModuleNotFoundError instead of PIL's own
+    UnidentifiedImageError, which `mmif.io.read_image` turns into a clear message)."""
+    from PIL import Image
+    from ultralytics.utils import patches
+
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is not original:
+        Image.open = original
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _plain_colorstr(*parts: object) -> str:
+    """ultralytics' `colorstr` without the colour: its last argument, as a string."""
+    return f"{parts[-1]}" if parts else ""
+
+
+class _StripAnsi(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "\x1b" in message:
+            record.msg, record.args = _ANSI.sub("", message), ()
+        return True
+
+
+def plain_console() -> None:
+    """Make ultralytics write log-file friendly output (idempotent; call after importing it).
+
+    Its TQDM bars switch to the mode ultralytics uses on CI (final state only, no carriage
+    return); `colorstr` (bound by name in every ultralytics module) returns plain text; a filter
+    on its logger strips any colour code left.
+    """
+    import ultralytics.utils as uutils
+    import ultralytics.utils.tqdm as utqdm
+
+    utqdm.is_noninteractive_console = lambda: True
+    original = uutils.colorstr
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] == "ultralytics" and getattr(module, "colorstr", None) is original:
+            module.colorstr = _plain_colorstr
+    if not any(isinstance(f, _StripAnsi) for f in uutils.LOGGER.filters):
+        uutils.LOGGER.addFilter(_StripAnsi())
 
 
 #: set by `mmif detect` for its seed worker processes: torch threads each may use

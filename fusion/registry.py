@@ -19,6 +19,8 @@ from typing import Any
 import torch
 
 from fusion.color import merge_colour, split_colour
+from mmif.config import ConfigError
+from mmif.runtime import resolve_device as _resolve_device
 
 
 class FusionMethod:
@@ -95,10 +97,28 @@ def train_method(
     """Train a learned method on a prepared dataset; returns the weights file."""
     _load_builtin()
     if name not in _TRAINERS:
-        raise KeyError(
+        raise ConfigError(
             f"fusion method '{name}' has no training; trainable: {', '.join(sorted(_TRAINERS))}"
         )
     return _TRAINERS[name](Path(data_root), Path(out_dir), dict(params or {}))
+
+
+def check_params(name: str, params: dict[str, Any], allowed: tuple[str, ...] = ()) -> None:
+    """Refuse parameters a method does not take (params.yaml `fusion.<name>` or `--set`).
+
+    For methods whose parameters are a dataclass, `mmif.config.from_dict` does the same.
+    """
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        takes = (
+            f"its parameters are: {', '.join(sorted(allowed))}"
+            if allowed
+            else "it takes no parameters"
+        )
+        raise ConfigError(
+            f"fusion.{name}.{unknown[0]}: method '{name}' has no parameter '{unknown[0]}' "
+            f"(from params.yaml or --set); {takes}"
+        )
 
 
 def available_methods() -> list[str]:
@@ -120,7 +140,7 @@ def create_method(
     _load_builtin()
     key = "external" if is_external(name) else name
     if key not in _REGISTRY:
-        raise KeyError(
+        raise ConfigError(
             f"unknown fusion method '{name}'; available: {', '.join(available_methods())}"
         )
     dev = resolve_device(device)
@@ -130,16 +150,9 @@ def create_method(
     return method
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto' -> cuda when available, else cpu."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device '{device}' requested but CUDA is not available; use --device cpu"
-        )
-    return dev
+def resolve_device(device: str | torch.device | None, where: str = "device") -> torch.device:
+    """'auto' -> cuda when available, else cpu (the one check of `mmif.runtime.resolve_device`)."""
+    return _resolve_device(device, where)
 
 
 def _load_builtin() -> None:

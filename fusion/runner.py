@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from fusion.registry import FusionMethod
 from mmif.io import ImageError, read_image, to_tensor, to_uint8, write_image
+from mmif.logging_utils import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def fuse_pairs(
     """
     pending: dict[tuple, list[tuple[str, torch.Tensor, torch.Tensor]]] = defaultdict(list)
     n = 0
-    bar = tqdm(
+    bar = progress_bar(
         total=len(pairs), desc=desc or f"fuse {method.name}", unit="img", disable=not progress
     )
     for pair in pairs:

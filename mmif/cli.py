@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import signal
 import sys
 
 from mmif import __version__
+from mmif.errors import UserError
 from mmif.logging_utils import setup_logging
 from mmif.runtime import enable_flush_denormal
 
@@ -17,7 +20,9 @@ STAGES = {
     "train": "pipelines.train",
     "fuse": "pipelines.fuse",
     "metrics": "pipelines.metrics",
+    "detect-base": "pipelines.detect_base",
     "detect": "pipelines.detect",
+    "segment-base": "pipelines.segment_base",
     "segment": "pipelines.segment",
     "report": "pipelines.report",
     "methods": "pipelines.methods",
@@ -56,7 +61,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: operating-system failures that are about the machine, not the code: shown in one line
+ENVIRONMENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("EACCES", "EPERM", "ENOSPC", "EDQUOT", "EROFS", "EMFILE", "ENAMETOOLONG")
+    if hasattr(errno, name)
+)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (e.g. from DVC, a scheduler or a parent stopping its workers) unwinds like Ctrl-C,
+    # so temporary folders are removed and checkpoints closed
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; returns the exit status.
+
+    The project's own errors (`mmif.errors.UserError`: bad input, parameters, output path or
+    device) print one line naming the file and the fix (status 1; the traceback with
+    --verbose). Permission and disk-space failures print one line too. Anything else is a bug:
+    it is reported as an internal error with its traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
@@ -66,17 +92,44 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("mmif")
     enable_flush_denormal()
     try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (e.g. called from a test runner thread)
+        previous = None
+    try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
-        log.error("interrupted; no partial outputs were kept")
+        log.error(
+            "interrupted: unfinished outputs were discarded (their temporary folders removed); "
+            "outputs written before stay as they were"
+        )
         return 130
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-        # expected user-facing errors (bad input, bad params): one clear line, no traceback
+    except SystemExit as exc:
+        if exc.code == 128 + signal.SIGTERM:
+            log.error(
+                "terminated: unfinished outputs were discarded (their temporary folders removed); "
+                "outputs written before stay as they were"
+            )
+        raise
+    except UserError as exc:
         if args.verbose:
             raise
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        log.error("%s", msg)
+        log.error("%s", exc)
         return 1
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRNOS or args.verbose:
+            log.critical("internal error (%s); the traceback follows", type(exc).__name__)
+            raise
+        log.error("%s", exc)  # e.g. "[Errno 28] No space left on device: 'results/x.csv'"
+        return 1
+    except Exception as exc:
+        log.critical(
+            "internal error (%s: a bug, not a problem with your input); the traceback follows",
+            type(exc).__name__,
+        )
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

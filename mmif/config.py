@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from mmif.errors import InputError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """params.yaml (or a section of it) is invalid; the message names the key."""
 
 
@@ -63,6 +65,12 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
         obj = cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+    return validated(obj, where)
+
+
+def validated(obj: T, where: str) -> T:
+    """Run `obj.validate()` (when it has one) and return obj; its ValueError becomes a
+    ConfigError prefixed with `where` (e.g. after a command-line option changed a field)."""
     validate = getattr(obj, "validate", None)
     if callable(validate):
         try:

@@ -1,31 +1,41 @@
-"""Image input/output with validation and atomic writes.
+"""Image input/output with validation, atomic writes and safe output folders.
 
 Images are read as uint8 numpy arrays (H x W for grey, H x W x 3 for colour) and converted to
 float tensors in [0, 1] (B x C x H x W) at the library boundary. Every write goes to a temporary
 name next to the target and is renamed into place, so an interrupted run never leaves a partial
 file or folder behind.
+
+Output folders (`atomic_dir`) are only ever replaced when that cannot lose a user's files: never
+an input (or a folder inside or around one), never a file, and a non-empty folder only when mmif
+wrote it (`OUTPUT_MARKER`) or the user passed --overwrite. Stems (file names without extension)
+follow one rule for every command: `stem_problem`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import re
+import secrets
 import shutil
-import tempfile
-from collections.abc import Iterator
+import socket
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from mmif.errors import BusyError, InputError, OutputError
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """An input image cannot be used; the message names the file and the fix."""
 
 
@@ -171,35 +181,331 @@ def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Build a directory under a temporary name and move it into place only on success.
+# ----------------------------------------------------------------------------- output folders
 
-    An existing directory at `path` is replaced at the end; on any exception the temporary
-    directory is removed and `path` is left untouched.
+#: written into every output folder that `atomic_dir` builds: a folder holding it was written by
+#: mmif, so a later run may replace it without --overwrite
+OUTPUT_MARKER = ".mmif-output"
+#: `<parent>/.mmif-work/<name>/` next to an output keeps the files that must outlive one run of
+#: the command writing it (training checkpoints, worker logs); see `work_dir_for`
+WORK_FOLDER = ".mmif-work"
+
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40]
+# `.<name>.tmp-<host>-<pid>-<random>`: an output under construction; `.old-`: one being replaced
+_TEMPORARY = re.compile(
+    r"^\.(?P<name>.*)\.(?:tmp|old)-(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)-[0-9a-f]{8}$"
+)
+
+
+def _absolute(path: str | Path) -> Path:
+    """The absolute path with symbolic links resolved (`.` and relative paths included)."""
+    return Path(path).expanduser().resolve()
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # no harmless liveness probe there (os.kill terminates): never reclaim
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process: alive
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(parent: Path, name: str) -> list[Path]:
+    """Delete the `.NAME.tmp-*` / `.NAME.old-*` entries in `parent` left by a killed run.
+
+    Only entries made on this host by a process that no longer exists are removed (the process
+    id is part of the name), so a run in progress elsewhere keeps its temporary folder.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    removed = []
+    try:
+        entries = list(Path(parent).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMPORARY.match(entry.name)
+        if not m or m["name"] != name or m["host"] != _HOST or _pid_alive(int(m["pid"])):
+            continue
+        _remove(entry)
+        removed.append(entry)
+        log.info("removed %s, left behind by an interrupted run (process %s)", entry, m["pid"])
+    return removed
+
+
+def make_temp_dir(parent: str | Path, name: str, kind: str = "tmp") -> Path:
+    """Create `parent/.NAME.tmp-<host>-<pid>-<random>` with the user's normal permissions.
+
+    Stale temporaries of the same name from killed runs are removed first. Unlike
+    `tempfile.mkdtemp` (mode 0700) the folder gets the umask's permissions, as any folder the
+    user makes, so results can be shared.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(parent, name)
+    while True:
+        path = parent / f".{name}.{kind}-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+
+
+def _check_inputs(given: Path, target: Path, inputs: Iterable[str | Path | None]) -> None:
+    for inp in inputs:
+        if inp is None or str(inp) == "":
+            continue
+        src = _absolute(inp)
+        if target == src:
+            raise OutputError(
+                f"{given}: this is the input {inp}; writing the output there would replace it. "
+                "Choose another output path (nothing was changed)"
+            )
+        if src in target.parents:
+            raise OutputError(
+                f"{given}: lies inside the input {inp}; outputs are never written into an input "
+                "folder. Choose an output path outside it (nothing was changed)"
+            )
+        if target in src.parents:
+            raise OutputError(
+                f"{given}: contains the input {inp}; replacing it would delete the input. "
+                "Choose another output path (nothing was changed)"
+            )
+
+
+#: folders mmif wrote before it added OUTPUT_MARKER: a JSON file and the keys it always had
+_EARLIER_SIGNATURES = {
+    "manifest.json": {"name", "provenance", "splits"},  # prepare
+    "model.json": {"method", "trainable", "weights"},  # train
+    "info.json": {"method", "params", "n_images"},  # fuse
+    "summary.json": {"methods"},  # report (with report.md beside it)
+}
+
+
+def _written_by_mmif(folder: Path) -> bool:
+    if (folder / OUTPUT_MARKER).is_file():
+        return True
+    for name, keys in _EARLIER_SIGNATURES.items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size > 10_000_000:
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(data, dict) and keys <= set(data):
+            return name != "summary.json" or (folder / "report.md").is_file()
+    return False
+
+
+def _is_replaceable(folder: Path) -> bool:
+    """An empty folder, or one that mmif wrote (`OUTPUT_MARKER`, or the manifest, model card,
+    info or summary file of an mmif output written before the marker existed)."""
+    if not any(not _TEMPORARY.match(p.name) for p in folder.iterdir()):
+        return True
+    return _written_by_mmif(folder)
+
+
+def check_output_dir(
+    path: str | Path, inputs: Iterable[str | Path | None] = (), overwrite: bool = False
+) -> Path:
+    """Check that `path` may be (re)written as an output folder; returns it absolute.
+
+    Raises OutputError, naming the folder and how to proceed, when `path`
+    - is, lies inside or contains one of `inputs` (even with `overwrite`);
+    - is an existing file (or other non-folder);
+    - contains the current working folder;
+    - is a non-empty folder that mmif did not write (no `OUTPUT_MARKER`), unless `overwrite`.
+    """
+    given = Path(path)
+    target = _absolute(given)
+    _check_inputs(given, target, inputs)
+    if not target.exists():
+        if target.is_symlink():
+            raise OutputError(f"{given}: is a broken symbolic link; remove it or give another path")
+        return target
+    if not target.is_dir():
+        raise OutputError(
+            f"{given}: exists and is not a folder; give a folder path for the output "
+            "(nothing was changed)"
+        )
+    if target.parent == target:
+        raise OutputError(f"{given}: the file system root cannot be an output folder")
+    if target in Path.cwd().resolve().parents:
+        raise OutputError(
+            f"{given}: contains the current folder; replacing it would pull the folder from "
+            "under this shell. Give an output path outside it (nothing was changed)"
+        )
+    if not overwrite and not _is_replaceable(target):
+        entries = sorted(p.name for p in target.iterdir() if not _TEMPORARY.match(p.name))
+        raise OutputError(
+            f"{given}: the folder exists and was not written by mmif (it holds {len(entries)} "
+            f"entries, e.g. '{entries[0]}'); nothing was changed. Choose another output path, "
+            "or pass --overwrite to replace the folder and delete everything in it"
+        )
+    return target
+
+
+def check_output_file(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> Path:
+    """Check that a result file may be written at `path`; returns it absolute.
+
+    A previous file there is replaced (as a shell redirection would), but never a folder, an
+    input file, or anything inside an input folder: OutputError names the path and the fix.
+    """
+    given = Path(path)
+    target = _absolute(given)
+    if target.is_dir():
+        raise OutputError(
+            f"{given}: is a folder; give a file name for this output (nothing was changed)"
+        )
+    _check_inputs(given, target, inputs)
+    return target
+
+
+def _swap_in(target: Path, tmp: Path) -> None:
+    """Move the finished folder `tmp` to `target`, replacing what is there."""
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    old = target.with_name(f".{target.name}.old-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
+    os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    _remove(old)
+
+
+def _replace_contents(target: Path, tmp: Path) -> None:
+    """Replace the contents of `target` (the current folder: it cannot move) with those of tmp."""
+    for entry in list(target.iterdir()):
+        if entry != tmp and not _TEMPORARY.match(entry.name):
+            _remove(entry)
+    for entry in list(tmp.iterdir()):
+        os.replace(entry, target / entry.name)
+    tmp.rmdir()
+
+
+@contextlib.contextmanager
+def atomic_dir(
+    path: str | Path,
+    *,
+    inputs: Iterable[str | Path | None] = (),
+    overwrite: bool = False,
+    kind: str = "output",
+) -> Iterator[Path]:
+    """Build an output folder under a temporary name and move it into place only on success.
+
+    First `check_output_dir(path, inputs, overwrite)` refuses a path whose replacement could
+    lose files (an input, a file, a folder mmif did not write unless `overwrite`). The
+    temporary folder `.NAME.tmp-<host>-<pid>-<random>` sits next to `path` (inside it when
+    `path` is the current folder, which cannot be moved); it gets the user's normal
+    permissions, is removed on any exception (Ctrl-C included), and one left by a killed run is
+    removed by the next run. On success `OUTPUT_MARKER` (naming `kind`) is added and the folder
+    replaces `path` as a whole.
+    """
+    target = check_output_dir(path, inputs, overwrite)
+    in_place = target == Path.cwd().resolve()
+    tmp = make_temp_dir(target if in_place else target.parent, "mmif" if in_place else target.name)
     try:
         yield tmp
+        (tmp / OUTPUT_MARKER).write_text(
+            f"written by mmif ({kind}); mmif may replace this folder when it writes it again\n"
+        )
+        if in_place:
+            _replace_contents(target, tmp)
+        else:
+            _swap_in(target, tmp)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
         raise
-    if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
+
+
+def work_dir_for(output: str | Path) -> Path:
+    """The persistent working folder of one output: `<parent>/.mmif-work/<name>/` (not created).
+
+    Keyed by the output's absolute path, so two outputs never share one (`A/coconet` and
+    `B/coconet` get `A/.mmif-work/coconet` and `B/.mmif-work/coconet`), and the same output
+    finds its folder whatever the current folder. `.mmif-work/` holds a `.gitignore` of `*`
+    (and is in .dvcignore), so it shows up in neither git nor DVC.
+    """
+    target = _absolute(output)
+    root = target.parent / WORK_FOLDER
+    root.mkdir(parents=True, exist_ok=True)
+    ignore = root / ".gitignore"
+    if not ignore.exists():
+        write_text(ignore, "# working files of mmif (training checkpoints, logs)\n*\n")
+    return root / target.name
+
+
+@contextlib.contextmanager
+def exclusive(folder: str | Path, what: str) -> Iterator[Path]:
+    """Hold an exclusive lock on `folder` (created) for the block; BusyError if another process
+    holds it. Without `fcntl` (Windows) the block runs unlocked."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield folder
+        return
+    lock = folder / ".lock"
+    with lock.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            handle.seek(0)
+            owner = handle.read().strip() or "?"
+            raise BusyError(
+                f"{what} is being written by another mmif process (pid {owner}, lock {lock}); "
+                "wait for it to finish, or write to another output path"
+            ) from exc
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield folder
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def stem_problem(stem: str) -> str | None:
+    """Why a file stem cannot name an image pair, or None: the one rule of every command.
+
+    Any name a file system holds is accepted (spaces, accents, other scripts, punctuation)
+    except names with control characters (line breaks, tabs: they would break the label, CSV
+    and log formats) and names that are not valid text (undecodable bytes). Hidden files (a
+    leading dot) are never images (`is_image_file`).
+    """
+    if any(ord(c) < 32 or ord(c) == 127 for c in stem):
+        return (
+            "the file name contains a control character (line break, tab, ...), which would break "
+            "label, CSV and log lines; rename the file"
+        )
+    try:
+        stem.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the file name is not valid UTF-8 text (undecodable bytes); rename the file"
+    return None
 
 
 def list_images(folder: str | Path) -> dict[str, Path]:
     """Map stem -> image path for the image files in a folder (non-recursive).
 
     Raises ImageError if two files share a stem (e.g. a.png and a.jpg), since pairs are matched
-    by stem.
+    by stem, and for a stem that `stem_problem` refuses.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -208,6 +514,9 @@ def list_images(folder: str | Path) -> dict[str, Path]:
     for p in sorted(folder.iterdir()):
         if not is_image_file(p):
             continue
+        problem = stem_problem(p.stem)
+        if problem:
+            raise ImageError(f"{folder}/{p.name!r}: {problem}")
         if p.stem in out:
             raise ImageError(
                 f"{folder}: two images share the stem '{p.stem}' ({out[p.stem].name}, {p.name}); keep one"

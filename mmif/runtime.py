@@ -1,10 +1,16 @@
-"""Process-wide CPU settings shared by every stage."""
+"""Process-wide runtime settings shared by every stage: denormals, the one device check, code
+fingerprints of resumable training."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import logging
+from pathlib import Path
 
 import torch
+
+from mmif.errors import DeviceError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -27,3 +33,59 @@ def enable_flush_denormal() -> bool:
 def flush_denormal_is_global() -> bool:
     """Whether `enable_flush_denormal` switched flushing on for the whole process."""
     return _flush_denormal_global
+
+
+def resolve_device(device: str | torch.device | None, where: str = "device") -> torch.device:
+    """The one device check of every command: "auto" (or None) -> CUDA when available, else CPU.
+
+    An explicit CUDA device this machine does not have (no CUDA at all, or an index beyond the
+    devices present) raises DeviceError naming the setting `where` (e.g. "--device",
+    "detect.device") and the fix; a string that is no device raises InputError.
+    """
+    text = "auto" if device is None else str(device).strip()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(
+            f"{where}: '{device}' is not a device; use cpu, cuda, cuda:N or auto"
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"{where} is '{device}' but CUDA is not available on this machine; "
+                "use cpu (or auto, which picks CUDA only where it exists)"
+            )
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise DeviceError(
+                f"{where} is '{device}' but this machine has {count} CUDA device(s) "
+                f"(cuda:0 to cuda:{count - 1})"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"{where} is '{device}' but Apple MPS is not available; use cpu or auto")
+    return dev
+
+
+def code_fingerprint(*packages: str) -> str:
+    """A digest of the Python source of `packages` (e.g. "fusion.coconet").
+
+    Trainers store it in their checkpoints and continue from a checkpoint only when it matches,
+    so weights half-trained by other code (a changed loss, say) are never mixed into a run.
+    """
+    h = hashlib.sha256()
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        if spec is None:
+            raise ValueError(f"code_fingerprint: no module named {name!r}")
+        if spec.submodule_search_locations:
+            files = sorted(
+                f for loc in spec.submodule_search_locations for f in Path(loc).glob("*.py")
+            )
+        else:
+            files = [Path(spec.origin)]
+        for f in files:
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]

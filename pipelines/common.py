@@ -25,6 +25,15 @@ def add_params_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out folder that mmif did not write, deleting its contents "
+        "(a folder mmif wrote is replaced without it; an input folder never is)",
+    )
+
+
 def load_params(args: argparse.Namespace, required: bool = True) -> dict[str, Any]:
     """params.yaml as a dict; an absent file is an error only when `required`."""
     path = Path(getattr(args, "params", DEFAULT_PARAMS) or DEFAULT_PARAMS)

@@ -1,10 +1,16 @@
-"""`mmif detect`: train and evaluate a YOLO detector on one method's fused images, per seed.
+"""`mmif detect`: score one method's fused images with YOLO detection, per seed, under the
+protocol of params.yaml (`detect.protocol`, see mmif.protocol):
+
+- frozen: the shared detector of each seed (`mmif detect-base`, models/detect_base) scores the
+  method's fused test images; nothing is trained, a method with test images only is scored too;
+- finetune: the shared detector is fine-tuned on the method's fused train split, then scored;
+- retrain: a detector is trained from scratch on the method's fused train split.
 
 For every seed (`seeds` of params.yaml, or --seeds), writes to OUT/seed_S/: metrics.json
-(mAP50, mAP50-95, precision, recall, per-class AP and a torchmetrics cross-check),
-predictions.json (per test image, for the report's bootstrap) and curves.csv.
-Datasets without detection labels (e.g. medical pairs) are skipped with a note in metrics.json.
-On the CPU the seeds train side by side in worker processes (`detect.jobs`); --summary and
+(protocol, mAP50, mAP50-95, precision, recall, per-class AP, ultralytics and torchmetrics
+cross-checks), predictions.json (per test image, for the report's statistics) and curves.csv.
+Datasets without detection labels are skipped with a note in metrics.json. On the CPU the seeds
+of finetune and retrain train side by side in worker processes (`detect.jobs`); --summary and
 --curves add the mean and std over seeds (DVC metrics) and the mean training curves (DVC plots).
 """
 
@@ -14,13 +20,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from mmif.config import section
+from mmif.config import section, validated
 from pipelines.common import load_params
-from pipelines.tasks import add_task_arguments, run_task
+from pipelines.tasks import add_task_arguments, base_folder, run_task
 
 log = logging.getLogger(__name__)
 
-HELP = "train + evaluate YOLO detection on fused images"
+HELP = "score YOLO detection on fused images (frozen, finetune or retrain)"
 DESCRIPTION = __doc__
 OUTPUTS = {"metrics.json": "json", "predictions.json": "json", "curves.csv": "csv"}
 
@@ -29,26 +35,67 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_task_arguments(p)
 
 
-def run(args: argparse.Namespace) -> int:
-    from detection.config import DetectConfig, ultralytics_device
+def load_section(args: argparse.Namespace):  # noqa: ANN201 (detection is imported lazily)
+    from detection.config import DetectSection
 
     params = load_params(args)
-    cfg = section(params, "detect", DetectConfig)
+    sec = section(params, "detect", DetectSection)
     if args.device:
-        cfg.device = args.device
-    cfg.validate()
+        sec.device = args.device
+    validated(sec, "params.yaml:detect")
+    return params, sec
+
+
+def run(args: argparse.Namespace) -> int:
+    from detection.config import ultralytics_device
+
+    params, sec = load_section(args)
+    base = base_folder(args, "detect")
 
     def train_one(seed: int, out: Path) -> None:
-        from detection.train import train_and_evaluate
+        from detection.train import finetune_and_evaluate, train_and_evaluate
 
-        metrics = train_and_evaluate(args.fused, args.data, out, cfg, seed=seed)
-        log.info(
-            "%s seed %d: mAP50=%.4f mAP50-95=%.4f",
-            args.method,
-            seed,
-            metrics["mAP50"],
-            metrics["mAP50_95"],
+        if sec.protocol == "finetune":
+            cfg = sec.schedule("finetune")
+            metrics = finetune_and_evaluate(
+                args.fused, args.data, base / f"seed_{seed}", out, cfg, seed
+            )
+        else:
+            metrics = train_and_evaluate(args.fused, args.data, out, sec.schedule("retrain"), seed)
+        _log_scores(args.method, seed, metrics)
+
+    def evaluate_frozen(seed: int, out: Path, requested: str) -> None:
+        from detection.train import evaluate_frozen as frozen
+
+        metrics = frozen(
+            args.fused, args.data, base / f"seed_{seed}", out, sec.evaluation(), seed, requested
         )
+        _log_scores(args.method, seed, metrics)
 
-    on_cuda = ultralytics_device(cfg.device) != "cpu"
-    return run_task("detect", args, params, cfg.jobs, on_cuda, OUTPUTS, train_one)
+    on_cuda = ultralytics_device(sec.device) != "cpu"
+    return run_task(
+        "detect",
+        args,
+        params,
+        sec.protocol,
+        sec.jobs,
+        on_cuda,
+        OUTPUTS,
+        train_one,
+        evaluate_frozen,
+    )
+
+
+def _log_scores(method: str, seed: int, metrics: dict) -> None:
+    log.info(
+        "%s seed %d (%s): mAP50=%s mAP50-95=%s",
+        method,
+        seed,
+        metrics["protocol"],
+        _fmt(metrics["mAP50"]),
+        _fmt(metrics["mAP50_95"]),
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

@@ -4,6 +4,10 @@ Two modes:
 - folders:  mmif fuse --method NAME --ir DIR --vis DIR --out DIR [--weights FILE] [--device DEV]
 - pipeline: mmif fuse --method NAME --data data/prepared --model-dir models/NAME --out data/fused/NAME
   (fuses every split of a prepared dataset; parameters from params.yaml `fusion.NAME`).
+
+Learned methods (coconet, densefuse) need trained weights (--weights or --model-dir); --untrained
+fuses with a randomly initialised network instead (meaningless images, for smoke tests only).
+The output folder is replaced only if mmif wrote it (or with --overwrite), never over an input.
 """
 
 from __future__ import annotations
@@ -13,11 +17,19 @@ import json
 import logging
 from pathlib import Path
 
-from fusion.registry import create_method, is_external
+from fusion.registry import create_method, is_external, is_trainable
 from fusion.runner import SourcePair, fuse_pairs, pair_folders
+from mmif.config import ConfigError
 from mmif.data.layout import SPLITS, list_pairs
-from mmif.io import atomic_dir
-from pipelines.common import add_params_argument, load_params, method_section, write_json
+from mmif.errors import InputError, MissingInputError
+from mmif.io import atomic_dir, check_output_dir
+from pipelines.common import (
+    add_overwrite_argument,
+    add_params_argument,
+    load_params,
+    method_section,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +61,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--weights", type=Path, help="weights file for learned methods (coconet, densefuse)"
     )
     p.add_argument(
+        "--untrained",
+        action="store_true",
+        help="let a learned method fuse without weights: a randomly initialised network whose "
+        "images mean nothing (smoke tests only)",
+    )
+    p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 or auto (default: params or auto)"
     )
     p.add_argument(
@@ -59,8 +77,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="method parameter override, e.g. --set dir=fused/tardal (repeatable)",
+        help="method parameter override, e.g. --set dir=fused/tardal (repeatable); "
+        "a key the method does not take is an error",
     )
+    add_overwrite_argument(p)
     add_params_argument(p)
 
 
@@ -69,14 +89,31 @@ def run(args: argparse.Namespace) -> int:
     section = method_section(params, args.method)
     for item in args.set:
         key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item}: expected KEY=VALUE")
+        if not sep or not key:
+            raise InputError(f"--set {item}: expected KEY=VALUE")
         section[key] = _parse_value(value)
     batch_size = int(args.batch_size or section.pop(BATCH_KEY, 8))
     section.pop(BATCH_KEY, None)
     device = args.device or section.get("device", "auto")
     weights = args.weights or _weights_from_model_dir(args.model_dir)
-    method = create_method(args.method, section, weights=weights, device=device)
+    if weights is None and is_trainable(args.method) and not args.untrained:
+        raise InputError(
+            f"{args.method} needs trained weights: pass --weights FILE (e.g. MODEL_DIR/{args.method}.pt "
+            f"from `mmif train --method {args.method} --out MODEL_DIR`) or --model-dir MODEL_DIR; "
+            "--untrained fuses with a randomly initialised network (meaningless images)"
+        )
+    if is_external(args.method) and "dir" in section:
+        section["dir"] = str(section["dir"])
+    out_inputs = [args.ir, args.vis, args.data, args.model_dir, weights, section.get("dir")]
+    check_output_dir(args.out, out_inputs, args.overwrite)
+    try:
+        method = create_method(args.method, section, weights=weights, device=device)
+    except ConfigError as exc:
+        if not args.set or "--set" in str(exc):
+            raise
+        raise ConfigError(
+            f"{exc} (method parameters come from params.yaml fusion.{args.method} and --set)"
+        ) from None
     log.info("method %s on %s, batch %d", args.method, method.device, batch_size)
 
     if args.data is not None:
@@ -86,17 +123,19 @@ def run(args: argparse.Namespace) -> int:
         }
         jobs = {k: v for k, v in jobs.items() if v}
         if not jobs:
-            raise FileNotFoundError(f"{args.data}: no prepared pairs; run `mmif prepare` first")
+            raise MissingInputError(f"{args.data}: no prepared pairs; run `mmif prepare` first")
     else:
         if args.ir is None or args.vis is None:
-            raise ValueError("give --ir and --vis folders (or --data for a prepared dataset)")
+            raise InputError("give --ir and --vis folders (or --data for a prepared dataset)")
         jobs = {".": pair_folders(args.ir, args.vis)}
 
     if is_external(args.method):
         jobs = _external_jobs(method, jobs, pipeline=args.data is not None)
 
     n = 0
-    with atomic_dir(args.out) as tmp:
+    with atomic_dir(
+        args.out, inputs=out_inputs, overwrite=args.overwrite, kind="fused images"
+    ) as tmp:
         for split, pairs in jobs.items():
             if is_external(args.method):
                 method.use_split(split if split != "." else None)
@@ -119,10 +158,15 @@ def _weights_from_model_dir(model_dir: Path | None) -> Path | None:
         return None
     card = model_dir / "model.json"
     if not card.exists():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{card}: missing; run `mmif train --method ... --out {model_dir}` first"
         )
-    weights = json.loads(card.read_text()).get("weights")
+    try:
+        weights = json.loads(card.read_text()).get("weights")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
+        raise InputError(
+            f"{card}: not a readable model card ({exc}); re-run `mmif train --out {model_dir}`"
+        ) from exc
     return model_dir / weights if weights else None
 
 
@@ -148,7 +192,7 @@ def _external_jobs(
         )
         jobs = {split: jobs[split] for split in covered if split in jobs}
         if not jobs:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{folder}: no fused images for any prepared split; put them in {folder}/test/ or directly in {folder}"
             )
         log.info("external method %s covers splits: %s", method.name, ", ".join(jobs))

@@ -3,9 +3,10 @@
 - folders:  mmif metrics --ir DIR --vis DIR --fused DIR [--convention cddfuse|standard] --out FILE.csv
 - pipeline: mmif metrics --data data/prepared --split test --fused data/fused/NAME --out FILE.csv --json FILE.json
 
-The CSV has one row per image (column `name`, then one column per metric, named as in
-METRICS.md) and a last row `mean`. The JSON holds the means (a DVC metrics file) and the
-convention used.
+The CSV has one row per image (column `name`, the image stem, then one column per metric,
+named as in METRICS.md) and no summary row. The JSON holds the means over the images (a DVC
+metrics file), their number and the convention used. Neither file may be written over an input
+or a folder.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import logging
 import math
 from pathlib import Path
 
-from mmif.io import write_text
+from mmif.errors import InputError
+from mmif.io import check_output_file, write_text
 from pipelines.common import add_params_argument, load_params, write_json
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusion.metrics import evaluate_folders
+    from fusion.metrics import evaluate_folders, table_means
 
     params = load_params(args, required=args.data is not None)
     section = params.get("metrics") or {}
@@ -67,18 +69,24 @@ def run(args: argparse.Namespace) -> int:
         fused_dir = args.fused / split
     else:
         if args.ir is None or args.vis is None:
-            raise ValueError("give --ir and --vis folders (or --data for a prepared dataset)")
+            raise InputError("give --ir and --vis folders (or --data for a prepared dataset)")
         ir_dir, vis_dir, fused_dir = args.ir, args.vis, args.fused
+    inputs = (ir_dir, vis_dir, fused_dir, args.data)
+    for path in (args.out, args.json):
+        if path is not None:
+            check_output_file(path, inputs)
+    if args.json is not None and Path(args.json).resolve() == Path(args.out).resolve():
+        raise InputError(f"--json {args.json} is the --out file too; give two different files")
     table = evaluate_folders(
         ir_dir, vis_dir, fused_dir, names=names, convention=convention, device=device
     )
     write_text(args.out, table.to_csv(index=False, float_format="%.6g"))
-    means = table[table["name"] == "mean"].iloc[0].drop("name").to_dict()
+    means = table_means(table)
     log.info(
         "%s (%s): %s", fused_dir, convention, ", ".join(f"{k}={v:.4g}" for k, v in means.items())
     )
     if args.json:
         # JSON has no NaN/Infinity (e.g. PSNR of an image with itself): write null
         clean = {k: (float(v) if math.isfinite(float(v)) else None) for k, v in means.items()}
-        write_json(args.json, {"convention": convention, "n_images": int(len(table) - 1), **clean})
+        write_json(args.json, {"convention": convention, "n_images": int(len(table)), **clean})
     return 0

@@ -5,6 +5,9 @@
 - a dataset on disk: `mmif prepare --dataset msrs --root DIR [--det-labels DIR] --out DIR`
   (msrs, m3fd, llvip, fmb, tno, roadscene, folders, medical);
 - `--check` only reports problems and writes nothing.
+
+The output folder may not be, contain or lie inside the dataset's folders, and an existing
+non-empty folder is only replaced when mmif wrote it (or with --overwrite).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import sys
 from pathlib import Path
 
 from mmif.config import section
-from pipelines.common import add_params_argument, load_params
+from pipelines.common import add_overwrite_argument, add_params_argument, load_params
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="output folder (default: %(default)s)",
     )
     p.add_argument("--check", action="store_true", help="only report problems; write nothing")
+    add_overwrite_argument(p)
     add_params_argument(p)
 
 
@@ -57,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
         if args.check:
             log.info("synthetic data is generated: nothing to check")
             return 0
-        write_synthetic(section(params, "synthetic", SyntheticConfig), args.out)
+        write_synthetic(
+            section(params, "synthetic", SyntheticConfig), args.out, overwrite=args.overwrite
+        )
         return 0
-    result = prepare_dataset(cfg, args.out, check=args.check)
+    result = prepare_dataset(cfg, args.out, check=args.check, overwrite=args.overwrite)
     if args.check:
         problems = list(result or [])
         for problem in problems:

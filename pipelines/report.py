@@ -7,8 +7,8 @@ import argparse
 from pathlib import Path
 
 from mmif.config import section
-from mmif.io import write_text
-from pipelines.common import add_params_argument, load_params
+from mmif.io import check_output_dir, check_output_file, write_text
+from pipelines.common import add_overwrite_argument, add_params_argument, load_params
 
 HELP = "write the comparison report (tables, statistics, plots, HTML)"
 DESCRIPTION = __doc__
@@ -45,15 +45,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=Path("results/report_summary.json"),
         help="copy of the headline numbers for `dvc metrics` (default: %(default)s)",
     )
+    add_overwrite_argument(p)
     add_params_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from mmif.report import ReportConfig, build_report
+    from mmif.report.build import report_inputs
 
     params = load_params(args)
     cfg = section(params, "report", ReportConfig)
-    build_report(args.results, args.data, args.fused, args.out, cfg)
+    inputs = report_inputs(args.results, args.data, args.fused)
+    check_output_dir(args.out, inputs, args.overwrite)  # before the summary: the main output
+    if args.summary:
+        check_output_file(args.summary, [*inputs, args.out])
+    build_report(args.results, args.data, args.fused, args.out, cfg, overwrite=args.overwrite)
     if args.summary:
         write_text(args.summary, (args.out / "summary.json").read_text())
     return 0

@@ -23,12 +23,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
+from mmif.errors import UserError
+from mmif.logging_utils import progress_bar
 
 log = logging.getLogger(__name__)
 
 #: lines of a failed worker's log repeated in the error
 LOG_TAIL = 40
+
+
+class WorkerFailed(UserError, RuntimeError):
+    """A seed worker exited with an error. The message holds its log's tail, which shows the
+    worker's own one-line error or traceback; the parent's traceback would add nothing."""
 
 
 def available_cpus() -> int:
@@ -69,11 +75,27 @@ def plan_jobs(jobs: int | str, n_seeds: int, on_cuda: bool, cpus: int | None = N
     return JobPlan(processes, max(1, cpus // processes))
 
 
-def worker_command(task: str, args: argparse.Namespace, seed: int) -> list[str]:
-    """The `mmif` command line that trains one seed of `args.method` into `args.out`.
+#: (option, argument attribute) passed on to a worker when the argument is set
+WORKER_OPTIONS = (
+    ("--method", "method"),
+    ("--data", "data"),
+    ("--fused", "fused"),
+    ("--base", "base"),
+    ("--out", "out"),
+    ("--params", "params"),
+    ("--device", "device"),
+)
 
-    The worker imports the parent's own copy of the code (not whatever `mmif` the working
-    directory or the path would find first).
+
+def worker_command(
+    task: str, args: argparse.Namespace, seed: int, out: Path | None = None
+) -> list[str]:
+    """The `mmif <task>` command line that trains one seed into `out` (default `args.out`): a
+    folder the parent owns, written into directly (`--seed-worker`).
+
+    task: the subcommand (detect, segment, detect-base, segment-base); the options of `args`
+    named in WORKER_OPTIONS are passed on when set. The worker imports the parent's own copy of
+    the code (not whatever `mmif` the working directory or the path would find first).
     """
     import mmif
 
@@ -82,11 +104,11 @@ def worker_command(task: str, args: argparse.Namespace, seed: int) -> list[str]:
     cmd = [sys.executable, "-c", boot, task]
     if getattr(args, "verbose", False):
         cmd.append("--verbose")
-    cmd += ["--method", args.method, "--seeds", str(seed), "--jobs", "1"]
-    cmd += ["--data", str(args.data), "--fused", str(args.fused), "--out", str(args.out)]
-    cmd += ["--params", str(args.params)]
-    if args.device:
-        cmd += ["--device", args.device]
+    for option, attr in WORKER_OPTIONS:
+        value = out if attr == "out" and out is not None else getattr(args, attr, None)
+        if value is not None and value != "":
+            cmd += [option, str(value)]
+    cmd += ["--seeds", str(seed), "--jobs", "1", "--seed-worker"]
     return cmd
 
 
@@ -100,24 +122,33 @@ def _tail(path: Path, n: int = LOG_TAIL) -> str:
 
 
 def run_in_workers(
-    task: str, args: argparse.Namespace, seeds: Sequence[int], plan: JobPlan
+    task: str,
+    args: argparse.Namespace,
+    seeds: Sequence[int],
+    plan: JobPlan,
+    out: Path | None = None,
+    logs: Path | None = None,
 ) -> None:
     """Train every seed in its own `mmif` process, `plan.processes` at a time.
 
-    Raises RuntimeError naming the seed and its log (with the log's tail) when a worker fails;
-    the other workers are stopped.
+    Seed S goes to `out/seed_S/` (default `args.out`), its console output to `logs/seed_S.log`
+    (default `out/logs`). Raises WorkerFailed (a RuntimeError) naming the seed and its log
+    (with the log's tail) when a worker fails; the other workers are stopped.
     """
-    out = Path(args.out)
-    logs = out / "logs"
+    out = Path(args.out if out is None else out)
+    logs = Path(out / "logs" if logs is None else logs)
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     threads = str(plan.threads)
     # torch reads OMP_NUM_THREADS at import; detection.offline passes the count on to ultralytics
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, MMIF_TORCH_THREADS=threads)
+    # ultralytics loads a local detect.model .pt with weights_only=True (README, security)
+    env["ULTRALYTICS_SAFE_LOAD"] = "1"
+    what = getattr(args, "method", None) or "shared model"
     log.info(
         "%s %s: %d seeds in %d parallel processes, %d torch thread(s) each; logs in %s",
         task,
-        args.method,
+        what,
         len(seeds),
         plan.processes,
         plan.threads,
@@ -125,7 +156,7 @@ def run_in_workers(
     )
     pending = list(seeds)
     running: dict[int, tuple[subprocess.Popen, Path, float, object]] = {}
-    bar = tqdm(total=len(seeds), desc=f"{task} {args.method} seeds", unit="seed")
+    bar = progress_bar(total=len(seeds), desc=f"{task} {what} seeds", unit="seed")
     try:
         while pending or running:
             while pending and len(running) < plan.processes:
@@ -133,7 +164,7 @@ def run_in_workers(
                 log_path = logs / f"seed_{seed}.log"
                 handle = log_path.open("w")
                 proc = subprocess.Popen(
-                    worker_command(task, args, seed),
+                    worker_command(task, args, seed, out),
                     stdout=handle,
                     stderr=subprocess.STDOUT,
                     env=env,
@@ -147,14 +178,14 @@ def run_in_workers(
                 handle.close()
                 del running[seed]
                 if code != 0:
-                    raise RuntimeError(
-                        f"{task} {args.method} seed {seed} failed (exit code {code}); "
+                    raise WorkerFailed(
+                        f"{task} {what} seed {seed} failed (exit code {code}); "
                         f"its log is {log_path}, last lines:\n{_tail(log_path)}"
                     )
                 log.info(
                     "%s %s seed %d finished in %.0f s",
                     task,
-                    args.method,
+                    what,
                     seed,
                     time.perf_counter() - started,
                 )

@@ -1,8 +1,9 @@
 """One method's task scores over its seeds: the DVC metrics and plots of a detect/segment stage.
 
 `summarise_seeds` reads `<out>/seed_<S>/metrics.json` of every seed and writes
-- a JSON with each headline score's mean and sample std over seeds, the per-class means and
-  every seed's headline scores (what `dvc metrics show` / `dvc exp show` list), and
+- a JSON with the protocol the scores were made under, each headline score's mean and sample
+  std over seeds, the per-class means and every seed's headline scores (what
+  `dvc metrics show` / `dvc exp show` list), and
 - a CSV of the training curves averaged over seeds per epoch (what `dvc plots` draws).
 The report computes its own statistics from the per-seed files; these are for DVC's views.
 """
@@ -49,6 +50,16 @@ def summarise_seeds(
         runs[seed] = json.loads(path.read_text())
     done = {s: m for s, m in runs.items() if not m.get("skipped")}
     doc: dict[str, Any] = {"method": method, "task": task, "seeds": list(seeds)}
+    protocols = sorted({str(m["protocol"]) for m in done.values() if m.get("protocol")})
+    if protocols:
+        # the protocol the scores were made under (a method with test images only is scored
+        # frozen when finetune was asked for: requested_protocol says so)
+        doc["protocol"] = "+".join(protocols)
+        requested = sorted(
+            {str(m["requested_protocol"]) for m in done.values() if m.get("requested_protocol")}
+        )
+        if requested:
+            doc["requested_protocol"] = "+".join(requested)
     if not done:
         reasons = sorted({str(m.get("reason", "skipped")) for m in runs.values()})
         doc.update(skipped=True, reason="; ".join(reasons))

@@ -1,12 +1,18 @@
-"""`mmif segment`: train and evaluate a segmentation-models-pytorch model on one method's fused
-images, per seed.
+"""`mmif segment`: score one method's fused images with semantic segmentation
+(segmentation-models-pytorch), per seed, under the protocol of params.yaml (`segment.protocol`,
+see mmif.protocol):
+
+- frozen: the shared segmenter of each seed (`mmif segment-base`, models/segment_base) scores
+  the method's fused test images; nothing is trained, a method with test images only is scored;
+- finetune: the shared segmenter is fine-tuned on the method's fused train split, then scored;
+- retrain: a segmenter is trained from scratch on the method's fused train split.
 
 For every seed (`seeds` of params.yaml, or --seeds), writes to OUT/seed_S/: metrics.json
-(mIoU, per-class IoU, pixel accuracy), confusion.npz (per-image confusion counts, for the
-report's bootstrap) and curves.csv. Datasets without masks are skipped with a note in
-metrics.json. On the CPU the seeds train side by side in worker processes
-(`segment.jobs`); --summary and --curves add the mean and std over seeds (DVC metrics) and the
-mean training curves (DVC plots).
+(protocol, mIoU, per-class IoU, pixel accuracy), confusion.npz (per-image confusion counts, for
+the report's statistics) and curves.csv. Datasets without masks are skipped with a note in
+metrics.json. On the CPU the seeds of finetune and retrain train side by side in worker
+processes (`segment.jobs`); --summary and --curves add the mean and std over seeds (DVC metrics)
+and the mean training curves (DVC plots).
 """
 
 from __future__ import annotations
@@ -15,13 +21,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from mmif.config import section
+from mmif.config import section, validated
 from pipelines.common import load_params
-from pipelines.tasks import add_task_arguments, run_task, write_skipped
+from pipelines.tasks import add_task_arguments, base_folder, run_task, write_skipped
 
 log = logging.getLogger(__name__)
 
-HELP = "train + evaluate semantic segmentation on fused images"
+HELP = "score semantic segmentation on fused images (frozen, finetune or retrain)"
 DESCRIPTION = __doc__
 OUTPUTS = {"metrics.json": "json", "confusion.npz": "npz", "curves.csv": "csv"}
 
@@ -30,25 +36,73 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_task_arguments(p)
 
 
-def run(args: argparse.Namespace) -> int:
-    from segmentation.config import SegmentConfig, resolve_device
+def load_section(args: argparse.Namespace):  # noqa: ANN201 (segmentation is imported lazily)
+    from segmentation.config import SegmentSection
 
     params = load_params(args)
-    cfg = section(params, "segment", SegmentConfig)
+    sec = section(params, "segment", SegmentSection)
     if args.device:
-        cfg.device = args.device
-    cfg.validate()
+        sec.device = args.device
+    validated(sec, "params.yaml:segment")
+    return params, sec
+
+
+def run(args: argparse.Namespace) -> int:
+    from segmentation.config import resolve_device
+
+    params, sec = load_section(args)
+    base = base_folder(args, "segment")
 
     def train_one(seed: int, out: Path) -> None:
         from segmentation import NoTaskLabels
-        from segmentation.train import train_and_evaluate
+        from segmentation.train import finetune_and_evaluate, train_and_evaluate
 
         try:
-            metrics = train_and_evaluate(args.fused, args.data, out, cfg, seed=seed)
+            if sec.protocol == "finetune":
+                metrics = finetune_and_evaluate(
+                    args.fused,
+                    args.data,
+                    base / f"seed_{seed}",
+                    out,
+                    sec.schedule("finetune"),
+                    seed,
+                )
+            else:
+                metrics = train_and_evaluate(
+                    args.fused, args.data, out, sec.schedule("retrain"), seed
+                )
         except NoTaskLabels as exc:
             write_skipped(out, OUTPUTS, str(exc), args.method, seed)
             return
-        log.info("%s seed %d: mIoU=%.4f", args.method, seed, metrics["mIoU"])
+        log.info("%s seed %d (%s): mIoU=%.4f", args.method, seed, sec.protocol, metrics["mIoU"])
 
-    on_cuda = resolve_device(cfg.device).type == "cuda"
-    return run_task("segment", args, params, cfg.jobs, on_cuda, OUTPUTS, train_one)
+    def evaluate_frozen(seed: int, out: Path, requested: str) -> None:
+        import torch
+
+        from segmentation import NoTaskLabels
+        from segmentation.train import evaluate_frozen as frozen
+
+        if not on_cuda:
+            # 32 small images: one thread is as fast, and several threads spin-wait on a busy
+            # machine (measured under load: 8.7 s with one thread, 32 s with two)
+            torch.set_num_threads(1)
+
+        try:
+            frozen(
+                args.fused, args.data, base / f"seed_{seed}", out, sec.evaluation(), seed, requested
+            )
+        except NoTaskLabels as exc:
+            write_skipped(out, OUTPUTS, str(exc), args.method, seed)
+
+    on_cuda = resolve_device(sec.device).type == "cuda"
+    return run_task(
+        "segment",
+        args,
+        params,
+        sec.protocol,
+        sec.jobs,
+        on_cuda,
+        OUTPUTS,
+        train_one,
+        evaluate_frozen,
+    )

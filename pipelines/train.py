@@ -4,6 +4,12 @@ Writes `<out>/model.json` (the model card the fuse stage reads) and, for learned
 weights file named after the method (e.g. `coconet.pt`), its loss curve and training metrics.
 For methods without training it writes only the model card, so every method has the same
 train -> fuse chain in dvc.yaml.
+
+Training runs in the output's work folder `<parent>/.mmif-work/<name>/` (e.g.
+models/.mmif-work/coconet/, next to models/coconet): keyed by the output's absolute path, so two
+outputs never share one and the command finds it from any current folder. The trainer's
+checkpoint there survives an interrupted run (the same command continues from it) and a
+finished one (a run with more epochs continues; other changes start afresh).
 """
 
 from __future__ import annotations
@@ -15,8 +21,14 @@ import shutil
 from pathlib import Path
 
 from fusion.registry import is_external, is_trainable, train_method
-from mmif.io import atomic_dir
-from pipelines.common import add_params_argument, load_params, method_section, write_json
+from mmif.io import atomic_dir, check_output_dir, check_output_file, exclusive, work_dir_for
+from pipelines.common import (
+    add_overwrite_argument,
+    add_params_argument,
+    load_params,
+    method_section,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--metrics", type=Path, help="also copy train_metrics.json here (a DVC metrics file)"
     )
+    add_overwrite_argument(p)
     add_params_argument(p)
 
 
@@ -46,10 +59,14 @@ def run(args: argparse.Namespace) -> int:
     trainable = not is_external(args.method) and is_trainable(args.method)
     summary: dict = {"method": args.method, "trainable": trainable}
     card: dict = {"method": args.method, "trainable": trainable, "weights": None, "params": section}
-    with atomic_dir(args.out) as tmp:
-        if trainable:
-            work = _work_dir(args.out, section)
-            weights = train_method(args.method, args.data, work, section)
+    inputs = [args.data]
+    check_output_dir(args.out, inputs, args.overwrite)  # before any training
+    if args.metrics:
+        check_output_file(args.metrics, inputs)
+    work = work_dir_for(args.out) if trainable else None
+    with atomic_dir(args.out, inputs=inputs, overwrite=args.overwrite, kind="model") as tmp:
+        if work is not None:
+            weights = _train(args, section, work)
             for f in work.iterdir():  # final weights, loss curve, metrics; not the checkpoints
                 if f.is_file() and not f.name.startswith("."):
                     shutil.copy2(f, tmp / f.name)
@@ -58,29 +75,54 @@ def run(args: argparse.Namespace) -> int:
                 summary.update(json.loads(metrics_file.read_text()))
             card["weights"] = weights.name
         write_json(tmp / "model.json", card)
-    if trainable:
-        shutil.rmtree(_work_dir_path(args.out), ignore_errors=True)
+    if work is not None:
+        log.info(
+            "training checkpoint kept in %s (%s): a later run of this command with more epochs "
+            "continues from it, other changes of data, parameters or code start afresh; delete "
+            "the folder to free the space",
+            work / CHECKPOINTS,
+            _size(work / CHECKPOINTS),
+        )
     if args.metrics:
         write_json(args.metrics, summary)
     log.info("model card written to %s", args.out / "model.json")
     return 0
 
 
-def _work_dir_path(out: Path) -> Path:
-    # outside the DVC output (which DVC deletes before a run), so checkpoints survive a kill
-    return Path(".cache") / "train" / out.resolve().name
+#: where the trainers keep their resumable checkpoint inside the work folder
+CHECKPOINTS = "checkpoints"
 
 
-def _work_dir(out: Path, section: dict) -> Path:
-    """Persistent training folder; resumed only when the parameters are unchanged."""
-    work = _work_dir_path(out)
-    stamp = work / ".params.json"
-    wanted = json.dumps(section, sort_keys=True)
-    if work.exists() and (not stamp.exists() or stamp.read_text() != wanted):
-        log.info("parameters changed since the interrupted run in %s: starting afresh", work)
-        shutil.rmtree(work)
-    if work.exists():
-        log.info("resuming the interrupted training in %s", work)
-    work.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(wanted)
-    return work
+def _train(args: argparse.Namespace, section: dict, work: Path) -> Path:
+    """Train in the output's own work folder (`mmif.io.work_dir_for`), locked against a second
+    run writing the same output. The trainer decides from its checkpoint there whether to
+    continue (same data, parameters and code; epochs may have grown) or start afresh."""
+    with exclusive(work, f"the training work folder of {args.out}"):
+        _remove_partial_files(work)
+        log.info("training %s in its work folder %s (checkpoints)", args.method, work)
+        try:
+            return train_method(args.method, args.data, work, section)
+        except BaseException:
+            saved = sorted((work / CHECKPOINTS).glob("*.pt"))
+            if saved:
+                log.warning(
+                    "training stopped; its checkpoint (last finished epoch) is kept in %s: run the "
+                    "same command again to continue from it",
+                    saved[-1],
+                )
+            raise
+
+
+def _remove_partial_files(work: Path) -> None:
+    """Delete temporary files a killed run left mid-write (`.<name>.tmp-<pid>`)."""
+    for path in [*work.glob(".*.tmp-*"), *work.glob(f"{CHECKPOINTS}/.*.tmp-*")]:
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            log.info("removed %s, left behind by an interrupted run", path)
+
+
+def _size(folder: Path) -> str:
+    total = (
+        sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+    )
+    return f"{total / 1e6:.0f} MB" if total >= 1e6 else f"{total / 1e3:.0f} kB"

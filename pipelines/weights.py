@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-from tqdm import tqdm
+from mmif.logging_utils import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +44,7 @@ def run(args: argparse.Namespace) -> int:
     log.info(
         "installing VGG19 ImageNet weights from %s into %s", args.source or TORCHVISION_URL, dest
     )
-    bar = tqdm(
-        unit="B", unit_scale=True, desc="vgg19", disable=not sys.stderr.isatty(), leave=False
-    )
+    bar = progress_bar(unit="B", unit_scale=True, desc="vgg19", leave=False)
 
     def progress(done: int, total: int | None) -> None:
         bar.total = total

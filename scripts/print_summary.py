@@ -5,6 +5,7 @@ python scripts/print_summary.py [results/report/plot_data/task_scores.csv]
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -22,6 +23,15 @@ def main(argv: list[str]) -> int:
     shown = ["method"] + [c for c in HEADLINE if c in table.columns]
     print("Task scores, mean over seeds (full tables: results/report/report.md):")
     print(table[shown].round(4).to_string(index=False))
+    summary = path.parent.parent / "summary.json"
+    if summary.is_file():
+        doc = json.loads(summary.read_text())
+        for task, protocol in (doc.get("protocols") or {}).items():
+            best = (doc.get("best") or {}).get(task, {})
+            same = ", ".join(best.get("indistinguishable", [])) or "n/a"
+            print(f"{task}: protocol {protocol}; indistinguishable from the best: {same}")
+        for effect, row in (doc.get("sanity") or {}).items():
+            print(f"known effect {effect}: {'detected' if row.get('detected') else 'NOT detected'}")
     return 0
 
 

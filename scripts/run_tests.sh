@@ -3,7 +3,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-export DVC_NO_ANALYTICS=1 HF_HUB_OFFLINE=1 YOLO_OFFLINE=1
+export DVC_NO_ANALYTICS=1 HF_HUB_OFFLINE=1 YOLO_OFFLINE=1 ULTRALYTICS_SAFE_LOAD=1
 export YOLO_CONFIG_DIR="$PWD/.cache/ultralytics" MPLCONFIGDIR="$PWD/.cache/matplotlib"
 python -m pytest "$@"
 rc=$?

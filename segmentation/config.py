@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+
+from mmif.protocol import SCHEDULES, build_schedule, check_protocol
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -31,6 +34,12 @@ class SegmentConfig:
     scale_min, scale_max: range of the random scale factor applied to training images.
     hflip, vflip: random horizontal / vertical flips (probability 0.5 each) in training.
     dice_weight: weight of the Dice term; the loss is cross-entropy + dice_weight * Dice.
+    class_weights: cross-entropy weight per class: None (unweighted), "balanced" (from the
+        training masks' pixel frequencies, so thin classes count; segmentation.train) or one
+        number per seg_class.
+    modality_labels: the shared model only (protocols frozen, finetune): in each infrared or
+        visible training sample, ignore the pixels of classes that modality does not show, where
+        the dataset records it (the synthetic default; segmentation.data.source_samples).
     amp: mixed precision (float16 autocast); used on CUDA only, ignored on CPU.
     device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
     num_workers: DataLoader worker processes (0 loads in the main process).
@@ -53,6 +62,8 @@ class SegmentConfig:
     hflip: bool = True
     vflip: bool = False
     dice_weight: float = 1.0
+    class_weights: str | list[float] | None = None
+    modality_labels: bool = True
     amp: bool = True
     device: str = "auto"
     num_workers: int = 0
@@ -94,6 +105,12 @@ class SegmentConfig:
             raise ValueError(
                 f"scale_min, scale_max: need 0 < scale_min <= scale_max, got {self.scale_min}, {self.scale_max}"
             )
+        if isinstance(self.class_weights, str) and self.class_weights != "balanced":
+            raise ValueError(
+                f"class_weights: {self.class_weights!r}; use balanced, a list of numbers or null"
+            )
+        if isinstance(self.class_weights, list) and any(w < 0 for w in self.class_weights):
+            raise ValueError(f"class_weights: must be >= 0, got {self.class_weights}")
         if self.dice_weight < 0:
             raise ValueError(f"dice_weight: must be >= 0, got {self.dice_weight}")
         if not _DEVICE.match(self.device):
@@ -110,11 +127,63 @@ class SegmentConfig:
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """'auto' -> CUDA when available, else CPU; an unavailable CUDA device is an error."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"segment.device is '{device}' but CUDA is not available; set it to cpu or auto"
-        )
-    return dev
+    from mmif.runtime import resolve_device as resolve
+
+    return resolve(device, "segment.device")
+
+
+#: SegmentConfig keys that belong to the section (shared by every training of the task)
+SHARED_KEYS = (
+    "arch",
+    "encoder",
+    "encoder_weights",
+    "decoder_channels",
+    "device",
+    "num_workers",
+    "jobs",
+    "amp",
+)
+
+
+@dataclass
+class SegmentSection:
+    """The `segment:` section of params.yaml: a protocol, shared settings and three schedules.
+
+    protocol: frozen | finetune | retrain (mmif.protocol; README "Protocols").
+    arch, encoder, decoder_channels: the network of every training (SegmentConfig).
+    encoder_weights: a local encoder state dict every network starts from (the shared model of
+        frozen / finetune too); None: random initialisation. Never downloaded.
+    device, num_workers, jobs, amp: as in SegmentConfig, for every training and evaluation.
+    base: SegmentConfig settings of the shared model (frozen, finetune), trained once per seed on
+        the train split's infrared and visible images as separate samples.
+    finetune: overrides on top of `base` for each method's fine-tuning from the shared model.
+    retrain: SegmentConfig settings of each method's own from-scratch training (retrain).
+    """
+
+    protocol: str = "frozen"
+    arch: str = "Unet"
+    encoder: str = "resnet18"
+    encoder_weights: str | None = None
+    decoder_channels: list[int] | None = None
+    device: str = "auto"
+    num_workers: int = 0
+    jobs: int | str = "auto"
+    amp: bool = True
+    base: dict[str, Any] = field(default_factory=dict)
+    finetune: dict[str, Any] = field(default_factory=dict)
+    retrain: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        check_protocol(self.protocol)
+        for which in SCHEDULES:
+            self.schedule(which)
+
+    def schedule(self, which: str) -> SegmentConfig:
+        """The SegmentConfig of one training: "base", "finetune" or "retrain"."""
+        common = {k: getattr(self, k) for k in SHARED_KEYS}
+        schedules = {"base": self.base, "finetune": self.finetune, "retrain": self.retrain}
+        return build_schedule(SegmentConfig, common, schedules, which, "params.yaml:segment")
+
+    def evaluation(self) -> SegmentConfig:
+        """Settings of a frozen evaluation (the shared model's: its batch size)."""
+        return self.schedule("base")

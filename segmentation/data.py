@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from mmif.data.layout import IGNORE_INDEX, list_pairs
+from mmif.data.layout import IGNORE_INDEX, Manifest, list_pairs
 from mmif.io import ImageError, list_images, read_image
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,13 @@ PAD_MULTIPLE = 32
 
 @dataclass(frozen=True)
 class Sample:
-    """One fused image and its mask."""
+    """One fused (or source) image and its mask; pixels of the `ignore` class ids become 255
+    (ignored) when loaded."""
 
     stem: str
     image: Path
     mask: Path
+    ignore: tuple[int, ...] = ()
 
 
 @dataclass
@@ -85,6 +87,36 @@ def find_samples(fused_root: str | Path, data_root: str | Path, split: str) -> l
             )
         samples.append(Sample(p.stem, fused[p.stem], p.mask))  # type: ignore[arg-type]
     return samples
+
+
+def source_samples(
+    data_root: str | Path,
+    split: str,
+    modalities: tuple[str, ...] = ("ir", "vis"),
+    modality_labels: bool = True,
+) -> list[Sample]:
+    """The prepared source images of one split as samples, each modality a separate sample
+    (`<stem>_ir`, `<stem>_vis`) with the pair's mask: what the shared segmenter trains on.
+    Pairs without a mask are left out.
+
+    modality_labels: pixels of classes a modality does not show (`Manifest.sees`: recorded by
+    the synthetic data, e.g. lane markings in infrared, people in visible light at night) are
+    ignored in that modality's sample rather than taught as what the image cannot show.
+    """
+    manifest = Manifest.load(data_root)
+    classes = list(manifest.seg_classes)
+    out = []
+    for pair in list_pairs(data_root, split):
+        if pair.mask is None:
+            continue
+        for m in modalities:
+            ignore = ()
+            if modality_labels:
+                ignore = tuple(
+                    i for i, n in enumerate(classes) if not manifest.sees(n, m, pair.stem)
+                )
+            out.append(Sample(f"{pair.stem}_{m}", getattr(pair, m), pair.mask, ignore))
+    return out
 
 
 def read_mask(path: str | Path, n_classes: int) -> np.ndarray:
@@ -151,7 +183,10 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str]:
         s = self.samples[index]
         image = load_image(s.image)
-        mask = torch.from_numpy(read_mask(s.mask, self.n_classes)).long()
+        raw = read_mask(s.mask, self.n_classes)
+        if s.ignore:
+            raw = np.where(np.isin(raw, s.ignore), IGNORE_INDEX, raw).astype(np.uint8)
+        mask = torch.from_numpy(raw).long()
         if tuple(image.shape[1:]) != tuple(mask.shape):
             raise ImageError(
                 f"{s.image}: size {image.shape[2]}x{image.shape[1]} differs from its mask {s.mask} "

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
-from tqdm import tqdm
 
 from mmif.data.layout import IGNORE_INDEX
+from mmif.logging_utils import progress_bar
 from segmentation.data import Batch
 
 
@@ -88,7 +88,7 @@ def evaluate(
     stems: list[str] = []
     confusions: list[torch.Tensor] = []
     batch: Batch
-    for batch in tqdm(loader, desc=desc, leave=False, disable=None):
+    for batch in progress_bar(loader, desc=desc, leave=False):
         images = batch.images.to(device, non_blocking=True)
         with torch.autocast(
             device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmif.config import ConfigError
+from mmif.errors import InputError
 from segmentation.config import SegmentConfig
 
 log = logging.getLogger(__name__)
@@ -42,12 +44,16 @@ class SegmentationNet(nn.Module):
         return self.net(x)[..., :h, :w]
 
 
-def build_model(cfg: SegmentConfig, n_classes: int) -> tuple[SegmentationNet, bool]:
+def build_model(
+    cfg: SegmentConfig, n_classes: int, quiet: bool = False
+) -> tuple[SegmentationNet, bool]:
     """Build `cfg.arch` with `cfg.encoder` for n_classes classes; returns (model, pretrained).
 
     The encoder is randomly initialised (smp `encoder_weights=None`) and then, when
     `cfg.encoder_weights` names a file on disk, loaded from it; otherwise it stays random and
     `pretrained` is False. Nothing is downloaded (HF_HUB_OFFLINE=1, no smp/timm pretrained weights).
+    quiet: the caller loads a whole trained model next (a shared segmenter): the encoder
+    weights are neither loaded nor logged.
     """
     import segmentation_models_pytorch as smp
 
@@ -65,11 +71,13 @@ def build_model(cfg: SegmentConfig, n_classes: int) -> tuple[SegmentationNet, bo
             **extra,
         )
     except TypeError as exc:
-        raise ValueError(
+        raise ConfigError(
             f"segment.decoder_channels: {cfg.arch} does not take decoder_channels as a list of "
             f"widths ({exc}); set it to null"
         ) from exc
     pretrained = False
+    if quiet:
+        return SegmentationNet(net), pretrained
     if cfg.encoder_weights:
         path = Path(cfg.encoder_weights)
         if path.is_file():
@@ -94,17 +102,23 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> None:
     "encoder." (from a whole smp model); classifier keys are dropped. At least half of the
     encoder's tensors must be found, else the file is for another network and it is an error.
     """
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # damaged file, pickle with code, another format
+        raise InputError(
+            f"{path}: not a readable weights file ({type(exc).__name__}: {exc}); "
+            "segment.encoder_weights needs a state dict saved with torch.save or safetensors"
+        ) from exc
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise ValueError(
+        raise InputError(
             f"{path}: not a state dict; save the encoder with torch.save(model.state_dict(), path)"
         )
     if any(k.startswith("encoder.") for k in state):
@@ -112,7 +126,7 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> None:
     own = encoder.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if len(usable) < 0.5 * len(own):
-        raise ValueError(
+        raise InputError(
             f"{path}: only {len(usable)} of {len(own)} encoder tensors match by name and shape; "
             "it holds weights for another network than segment.encoder"
         )

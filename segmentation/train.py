@@ -1,8 +1,17 @@
-"""Train a segmentation network on one method's fused images and score it on the test split.
+"""Train segmentation networks and score them on a method's fused test images, per protocol.
 
-`train_and_evaluate` trains on `train`, keeps the epoch with the best `val` mIoU (the last epoch
-when there is no val split), scores that model on `test` and writes the files of
-docs/CONTRACTS.md (`segment/<method>/seed_<s>`): metrics.json, confusion.npz and curves.csv.
+- `train_and_evaluate` (protocol retrain): trains on one method's fused `train` split, keeps
+  the epoch with the best `val` mIoU (the last epoch when there is no val split), scores that
+  model on `test`.
+- `train_base` (frozen, finetune): the shared segmenter of a seed, trained on the train split's
+  infrared and visible images as separate samples; writes model.pt, curves.csv and metrics.json
+  to models/segment_base/seed_<s>/.
+- `evaluate_frozen` (frozen): a shared segmenter scores one method's fused test images.
+- `finetune_and_evaluate` (finetune): a shared segmenter fine-tuned on one method's fused train
+  split (best val epoch kept), then scored on its test split.
+
+The scoring functions write the files of docs/CONTRACTS.md (`segment/<method>/seed_<s>`):
+metrics.json, confusion.npz and curves.csv.
 
 Loss: cross-entropy + dice_weight * Dice, both ignoring 255. Optimiser: AdamW with a cosine
 learning-rate decay over all steps. Mixed precision on CUDA only. With a fixed seed a CPU run is
@@ -41,28 +50,40 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from mmif.data.layout import IGNORE_INDEX, Manifest
-from mmif.io import write_text
+from mmif.io import write_bytes, write_text
+from mmif.logging_utils import progress_bar
 from segmentation.config import SegmentConfig, resolve_device
-from segmentation.data import Batch, Sample, SegmentationDataset, collate, find_samples
+from segmentation.data import (
+    Batch,
+    Sample,
+    SegmentationDataset,
+    collate,
+    find_samples,
+    read_mask,
+    source_samples,
+)
 from segmentation.errors import NoTaskLabels
 from segmentation.evaluate import Evaluation, evaluate, iou_from_confusion, mean_iou
 from segmentation.model import build_model
 
 log = logging.getLogger(__name__)
 
+#: weights file of a shared (base) segmenter in models/segment_base/seed_<s>/
+BASE_WEIGHTS = "model.pt"
+
 
 class SegmentationLoss(nn.Module):
     """Cross-entropy + dice_weight * multiclass Dice on logits B x C x H x W and targets B x H x W
-    (255 ignored), computed in float32 even under autocast."""
+    (255 ignored), computed in float32 even under autocast. class_weights (C,) weight the
+    cross-entropy per true class (None: unweighted)."""
 
-    def __init__(self, dice_weight: float = 1.0):
+    def __init__(self, dice_weight: float = 1.0, class_weights: torch.Tensor | None = None):
         super().__init__()
         from segmentation_models_pytorch.losses import DiceLoss
 
-        self.ce = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+        self.ce = nn.CrossEntropyLoss(weight=class_weights, ignore_index=IGNORE_INDEX)
         self.dice = DiceLoss(mode="multiclass", ignore_index=IGNORE_INDEX)
         self.dice_weight = dice_weight
 
@@ -72,6 +93,40 @@ class SegmentationLoss(nn.Module):
         if self.dice_weight:
             loss = loss + self.dice_weight * self.dice(logits, target)
         return loss
+
+
+def class_weights(cfg: SegmentConfig, samples: list[Sample], n_classes: int) -> torch.Tensor | None:
+    """Cross-entropy weights of `cfg.class_weights`: None, explicit, or "balanced".
+
+    "balanced": (median class frequency / class frequency) ** 0.5 over the training masks'
+    pixels, clipped to [0.2, 10] and normalised to a pixel-weighted mean of 1, so thin classes
+    (lane markings, curbs, bicycle frames) are not drowned by the background. A class without
+    pixels gets the largest weight.
+    """
+    spec = cfg.class_weights
+    if spec is None:
+        return None
+    if isinstance(spec, list):
+        if len(spec) != n_classes:
+            raise ValueError(
+                f"segment class_weights: {len(spec)} weights for {n_classes} classes (seg_classes)"
+            )
+        return torch.tensor(spec, dtype=torch.float32)
+    counts = np.zeros(n_classes, dtype=np.float64)
+    for sample in dict.fromkeys(s.mask for s in samples):
+        mask = read_mask(sample, n_classes)
+        counts += np.bincount(mask[mask != IGNORE_INDEX].ravel(), minlength=n_classes)[:n_classes]
+    freq = counts / max(counts.sum(), 1.0)
+    present = freq > 0
+    median = float(np.median(freq[present])) if present.any() else 1.0
+    weights = np.full(n_classes, 10.0)
+    weights[present] = np.clip(np.sqrt(median / freq[present]), 0.2, 10.0)
+    weights /= float((weights * freq).sum()) if present.any() else 1.0
+    log.info(
+        "cross-entropy class weights (balanced): %s",
+        ", ".join(f"{w:.2f}" for w in weights),
+    )
+    return torch.tensor(weights, dtype=torch.float32)
 
 
 def make_loader(
@@ -122,7 +177,7 @@ def train_epoch(
     model.train()
     total, n = 0.0, 0
     batch: Batch
-    bar = tqdm(loader, desc=desc, leave=False, disable=None)
+    bar = progress_bar(loader, desc=desc, leave=False)
     for batch in bar:
         images = batch.images.to(device, non_blocking=True)
         masks = batch.masks.to(device, non_blocking=True)
@@ -172,10 +227,31 @@ def _setup_distributed(cfg: SegmentConfig) -> tuple[_Dist, torch.device]:
     return d, device
 
 
+def _task_samples(
+    fused_root: Path, data_root: Path, splits: tuple[str, ...]
+) -> tuple[list[str], dict[str, list[Sample]]]:
+    """Classes and the fused samples of `splits` (other splits empty); NoTaskLabels without masks."""
+    manifest = Manifest.load(data_root)
+    if not manifest.has_seg_masks or not manifest.seg_classes:
+        raise NoTaskLabels(
+            f"{data_root}: dataset '{manifest.name}' has no segmentation masks (manifest.json has_seg_masks=false)"
+        )
+    samples = {split: [] for split in ("train", "val", "test")}
+    for split in splits:
+        samples[split] = find_samples(fused_root, data_root, split)
+    for split in ("train", "test"):
+        if split in splits and not samples[split]:
+            raise NoTaskLabels(
+                f"{data_root}/{split}/masks: dataset '{manifest.name}' has no {split} masks, "
+                f"so segmentation can be neither trained nor tested on it"
+            )
+    return list(manifest.seg_classes), samples
+
+
 def train_and_evaluate(
     fused_root: Path, data_root: Path, out_dir: Path, cfg: SegmentConfig, seed: int
 ) -> dict:
-    """Train on `fused_root`'s train images, select on val, test, and write out_dir's files.
+    """Protocol retrain: train on `fused_root`'s train images, select on val, test, write out_dir.
 
     fused_root: data/fused/<method> (<split>/<stem>.png); data_root: data/prepared (masks and
     manifest.json); out_dir: results/segment/<method>/seed_<seed>.
@@ -186,33 +262,155 @@ def train_and_evaluate(
     which the stage treats as "nothing to do" for that dataset.
     """
     fused_root, data_root, out_dir = Path(fused_root), Path(data_root), Path(out_dir)
+    classes, samples = _task_samples(fused_root, data_root, ("train", "val", "test"))
+    return _distributed(
+        cfg,
+        lambda ddp, device: _run(
+            fused_root.name,
+            out_dir,
+            cfg,
+            seed,
+            classes,
+            samples,
+            ddp,
+            device,
+            facts={"protocol": "retrain"},
+        ),
+    )
+
+
+def train_base(data_root: Path, out_dir: Path, cfg: SegmentConfig, seed: int) -> dict:
+    """The shared segmenter of one seed (protocols frozen and finetune).
+
+    Trains on the train split's infrared and visible images as separate samples with the same
+    masks, keeps the best epoch on the val split's (the last without one) and writes model.pt (a
+    state dict), curves.csv and metrics.json to out_dir (models/segment_base/seed_<seed>).
+    """
+    data_root, out_dir = Path(data_root), Path(out_dir)
     manifest = Manifest.load(data_root)
     if not manifest.has_seg_masks or not manifest.seg_classes:
-        raise NoTaskLabels(
-            f"{data_root}: dataset '{manifest.name}' has no segmentation masks (manifest.json has_seg_masks=false)"
-        )
-    classes = list(manifest.seg_classes)
+        raise NoTaskLabels(f"{data_root}: dataset '{manifest.name}' has no segmentation masks")
     samples = {
-        split: find_samples(fused_root, data_root, split) for split in ("train", "val", "test")
+        split: source_samples(data_root, split, modality_labels=cfg.modality_labels)
+        for split in ("train", "val")
     }
-    for split in ("train", "test"):
-        if not samples[split]:
-            raise NoTaskLabels(
-                f"{data_root}/{split}/masks: dataset '{manifest.name}' has no {split} masks, "
-                f"so segmentation can be neither trained nor tested on it"
-            )
+    samples["test"] = []
+    if not samples["train"]:
+        raise NoTaskLabels(f"{data_root}/train/masks: no training masks for the shared segmenter")
+    facts = {
+        "role": "shared segmenter (protocols frozen, finetune)",
+        "trained_on": "train split, infrared and visible images as separate samples",
+        "modality_labels": cfg.modality_labels,
+    }
+    return _distributed(
+        cfg,
+        lambda ddp, device: _run(
+            "shared model",
+            out_dir,
+            cfg,
+            seed,
+            list(manifest.seg_classes),
+            samples,
+            ddp,
+            device,
+            facts=facts,
+            save_model=True,
+        ),
+    )
 
-    ddp, device = _setup_distributed(cfg)
-    try:
-        metrics = _run(fused_root, out_dir, cfg, seed, classes, samples, ddp, device)
-    finally:
-        if ddp.owns_group:
-            dist.destroy_process_group()
+
+def load_base(base_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """State dict and facts of a shared segmenter folder (models/segment_base/seed_<s>)."""
+    weights, info = Path(base_dir) / BASE_WEIGHTS, Path(base_dir) / "metrics.json"
+    if not weights.is_file() or not info.is_file():
+        raise FileNotFoundError(
+            f"{weights}: no shared segmenter here; run `mmif segment-base` (dvc repro segment_base) first"
+        )
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    facts = json.loads(info.read_text())
+    return state, {
+        "base_encoder": facts.get("encoder"),
+        "base_pretrained": facts.get("pretrained"),
+        "base_epochs": facts.get("epochs"),
+    }
+
+
+def evaluate_frozen(
+    fused_root: Path,
+    data_root: Path,
+    base_dir: Path,
+    out_dir: Path,
+    cfg: SegmentConfig,
+    seed: int,
+    requested: str = "frozen",
+) -> dict:
+    """Protocol frozen: the shared segmenter of `seed` scores the method's fused test images.
+
+    Only the fused test split is needed; curves.csv is empty (nothing is trained).
+    """
+    fused_root, data_root, out_dir = Path(fused_root), Path(data_root), Path(out_dir)
+    classes, samples = _task_samples(fused_root, data_root, ("test",))
+    state, base_facts = load_base(base_dir)
+    device = resolve_device(cfg.device)
+    model, _ = build_model(cfg, len(classes), quiet=True)
+    model.load_state_dict(state)
+    model.to(device)
+    amp = cfg.amp and device.type == "cuda"
+    loader = make_loader(samples["test"], len(classes), cfg, seed, train=False)
+    result = evaluate(model, loader, len(classes), device, amp, desc="test")
+    metrics = _metrics(result, classes, cfg, seed, True, 0, samples, device)
+    metrics.update(
+        protocol="frozen",
+        **({"requested_protocol": requested} if requested != "frozen" else {}),
+        epochs=0,
+        **base_facts,
+    )
+    _write_outputs(out_dir, result, classes, [], metrics)
+    log.info("%s seed %d (frozen): test mIoU %.4f", fused_root.name, seed, result.miou)
     return metrics
 
 
-def _run(
+def finetune_and_evaluate(
     fused_root: Path,
+    data_root: Path,
+    base_dir: Path,
+    out_dir: Path,
+    cfg: SegmentConfig,
+    seed: int,
+) -> dict:
+    """Protocol finetune: the shared segmenter of `seed` trained further on the method's fused
+    train split for cfg.epochs (best val epoch kept), then scored on its test split."""
+    fused_root, data_root, out_dir = Path(fused_root), Path(data_root), Path(out_dir)
+    classes, samples = _task_samples(fused_root, data_root, ("train", "val", "test"))
+    state, base_facts = load_base(base_dir)
+    return _distributed(
+        cfg,
+        lambda ddp, device: _run(
+            fused_root.name,
+            out_dir,
+            cfg,
+            seed,
+            classes,
+            samples,
+            ddp,
+            device,
+            init_state=state,
+            facts={"protocol": "finetune", **base_facts},
+        ),
+    )
+
+
+def _distributed(cfg: SegmentConfig, fn: Any) -> dict:
+    ddp, device = _setup_distributed(cfg)
+    try:
+        return fn(ddp, device)
+    finally:
+        if ddp.owns_group:
+            dist.destroy_process_group()
+
+
+def _run(
+    name: str,
     out_dir: Path,
     cfg: SegmentConfig,
     seed: int,
@@ -220,11 +418,18 @@ def _run(
     samples: dict[str, list[Sample]],
     ddp: _Dist,
     device: torch.device,
+    init_state: dict[str, torch.Tensor] | None = None,
+    facts: dict | None = None,
+    save_model: bool = False,
 ) -> dict:
+    """Train (from init_state when given), keep the best val epoch, then test and/or save."""
     n_classes = len(classes)
     amp = cfg.amp and device.type == "cuda"
     torch.manual_seed(seed)
-    model, pretrained = build_model(cfg, n_classes)
+    model, pretrained = build_model(cfg, n_classes, quiet=init_state is not None)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+        pretrained = True
     model.to(device)
     sampler = None
     train_model: nn.Module = model
@@ -242,8 +447,7 @@ def _run(
     val_loader = (
         make_loader(samples["val"], n_classes, cfg, seed, train=False) if samples["val"] else None
     )
-    test_loader = make_loader(samples["test"], n_classes, cfg, seed, train=False)
-    loss_fn = SegmentationLoss(cfg.dice_weight)
+    loss_fn = SegmentationLoss(cfg.dice_weight, class_weights(cfg, samples["train"], n_classes))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=cfg.epochs * len(train_loader)
@@ -251,7 +455,7 @@ def _run(
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
     (log.info if ddp.main else log.debug)(
         "segment %s: %s/%s, %d classes, %d train / %d val / %d test images, %d epochs on %s%s",
-        fused_root.name,
+        name,
         cfg.arch,
         cfg.encoder,
         n_classes,
@@ -263,6 +467,7 @@ def _run(
         " (amp)" if amp else "",
     )
 
+    started = time.perf_counter()
     curve: list[tuple[int, float, float]] = []
     best_state, best_epoch, best_val = None, cfg.epochs, -math.inf
     for epoch in range(1, cfg.epochs + 1):
@@ -307,17 +512,54 @@ def _run(
         if best_state is not None:
             model.load_state_dict(best_state)
             log.info("best val mIoU %.4f at epoch %d", best_val, best_epoch)
-        result = evaluate(model, test_loader, n_classes, device, amp, desc="test")
-        metrics = _metrics(result, classes, cfg, seed, pretrained, best_epoch, samples, device)
-        _write_outputs(out_dir, result, classes, curve, metrics)
-        log.info(
-            "test mIoU %.4f, pixel accuracy %.4f -> %s", result.miou, result.pixel_accuracy, out_dir
-        )
+        if save_model:
+            metrics = {
+                **(facts or {}),
+                "n_train_images": len(samples["train"]),
+                "n_val_images": len(samples["val"]),
+                "best_epoch": best_epoch,
+                "best_val_mIoU": _finite(best_val),
+                "epochs": cfg.epochs,
+                "arch": cfg.arch,
+                "encoder": cfg.encoder,
+                "pretrained": pretrained,
+                "seed": seed,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+            _write_model(out_dir, model, classes, curve, metrics)
+        if samples["test"]:
+            test_loader = make_loader(samples["test"], n_classes, cfg, seed, train=False)
+            result = evaluate(model, test_loader, n_classes, device, amp, desc="test")
+            metrics = _metrics(result, classes, cfg, seed, pretrained, best_epoch, samples, device)
+            metrics.update(facts or {})
+            _write_outputs(out_dir, result, classes, curve, metrics)
+            log.info(
+                "test mIoU %.4f, pixel accuracy %.4f -> %s",
+                result.miou,
+                result.pixel_accuracy,
+                out_dir,
+            )
     if ddp.world > 1:
         shared = [metrics]
         dist.broadcast_object_list(shared, src=0)
         metrics = shared[0]
     return metrics
+
+
+def _write_model(
+    out_dir: Path,
+    model: nn.Module,
+    classes: list[str],
+    curve: list[tuple[int, float, float]],
+    metrics: dict,
+) -> None:
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    write_bytes(out_dir / BASE_WEIGHTS, buf.getvalue())
+    write_text(out_dir / "curves.csv", _curve_text(curve))
+    write_text(
+        out_dir / "metrics.json", json.dumps({**metrics, "classes": classes}, indent=2) + "\n"
+    )
 
 
 def _finite(x: float) -> float | None:
@@ -368,6 +610,11 @@ def _metrics(
     }
 
 
+def _curve_text(curve: list[tuple[int, float, float]]) -> str:
+    rows = ["epoch,train_loss,val_mIoU"] + [f"{e},{loss:.6f},{v:.6f}" for e, loss, v in curve]
+    return "\n".join(rows) + "\n"
+
+
 def _write_outputs(
     out_dir: Path,
     result: Evaluation,
@@ -383,17 +630,6 @@ def _write_outputs(
         confusion=result.confusion.astype(np.int64),
         class_names=np.array(classes, dtype=str),
     )
-    _write_bytes(out_dir / "confusion.npz", buf.getvalue())
-    rows = ["epoch,train_loss,val_mIoU"] + [f"{e},{loss:.6f},{v:.6f}" for e, loss, v in curve]
-    write_text(out_dir / "curves.csv", "\n".join(rows) + "\n")
+    write_bytes(out_dir / "confusion.npz", buf.getvalue())
+    write_text(out_dir / "curves.csv", _curve_text(curve))
     write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

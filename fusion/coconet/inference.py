@@ -18,6 +18,7 @@ import torch
 from fusion.coconet.config import CoCoNetConfig
 from fusion.coconet.network import SIZE_MULTIPLE, CoCoNet, pad_to_multiple
 from fusion.registry import FusionMethod
+from mmif.errors import InputError, MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +33,17 @@ def load_coconet(
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{path}: CoCoNet weights not found; train them first (`mmif train --method coconet`)"
         )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(
+        raise InputError(
             f"{path}: not a readable CoCoNet weights file ({exc}); re-run the training"
         ) from exc
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
-        raise ValueError(
+        raise InputError(
             f"{path}: no 'model' state dict; expected coconet.pt written by train_coconet"
         )
     with torch.random.fork_rng(
@@ -52,7 +53,7 @@ def load_coconet(
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
-        raise ValueError(
+        raise InputError(
             f"{path}: weights do not fit this CoCoNet ({str(exc).splitlines()[0]}); re-train"
         ) from exc
     meta = {"vgg_pretrained": model.vgg_pretrained, "config": ckpt.get("config")}

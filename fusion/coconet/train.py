@@ -36,16 +36,19 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
-from tqdm import tqdm
 
 from fusion.coconet.config import TRAINING_KEYS, CoCoNetConfig
 from fusion.coconet.losses import adaptive_weights, contrastive_loss, fidelity_loss
 from fusion.coconet.network import CoCoNet, flush_denormals
 from fusion.coconet.vgg import N_RELU_CONVS, VGG19Relu, load_vgg19_grey
 from fusion.registry import resolve_device
-from mmif.data.annotations import salient_from_boxes
+from mmif.config import ConfigError
+from mmif.data.annotations import read_yolo_file, salient_from_boxes
 from mmif.data.layout import Manifest, list_pairs
+from mmif.errors import InputError, MissingInputError
 from mmif.io import ImageError, read_image, write_image, write_text
+from mmif.logging_utils import progress_bar
+from mmif.runtime import code_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,7 @@ class TrainingData:
     salient: list[np.ndarray]  # bool H x W
     salient_source: str
     _salient_pixels: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _fingerprint: str | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.stems)
@@ -78,19 +82,25 @@ class TrainingData:
         return self._salient_pixels[i]
 
     def fingerprint(self) -> str:
-        """Identifies the training set (stems and sizes) so a checkpoint is not resumed on other data."""
+        """Identifies the training set (stems, pixels and salient masks) so a checkpoint is not
+        continued on other data (e.g. a dataset re-rendered with the same names and sizes)."""
+        if self._fingerprint is not None:
+            return self._fingerprint
         h = hashlib.sha256()
-        for stem, a in zip(self.stems, self.ir, strict=True):
-            h.update(f"{stem}:{a.shape[0]}x{a.shape[1]};".encode())
+        for stem, ir, vis, mask in zip(self.stems, self.ir, self.vis, self.salient, strict=True):
+            h.update(f"{stem}:{ir.shape[0]}x{ir.shape[1]};".encode())
+            for a in (ir, vis, mask):
+                h.update(np.ascontiguousarray(a).tobytes())
         h.update(self.salient_source.encode())
-        return h.hexdigest()[:16]
+        self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
 
 def load_training_data(data_root: Path, cfg: CoCoNetConfig, split: str = "train") -> TrainingData:
     """Read the pairs of one split of a prepared dataset (mmif.data.layout) with salient masks."""
     pairs = list_pairs(data_root, split)
     if not pairs:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{Path(data_root) / split}: no training pairs (ir/, vis/); run `mmif prepare` first"
         )
     if any(p.salient is not None for p in pairs):
@@ -103,7 +113,7 @@ def load_training_data(data_root: Path, cfg: CoCoNetConfig, split: str = "train"
 
     stems, irs, viss, masks = [], [], [], []
     skipped, missing = [], 0
-    for p in tqdm(pairs, desc="coconet: load training pairs", unit="pair", leave=False):
+    for p in progress_bar(pairs, desc="coconet: load training pairs", unit="pair", leave=False):
         ir = read_image(p.ir, mode="grey")
         vis = read_image(p.vis, mode="grey")  # BT.601 luminance of a colour visible image
         if ir.shape != vis.shape:
@@ -175,7 +185,7 @@ def _target_class_ids(data_root: Path, classes: list[str | int] | None) -> set[i
         elif c in names:
             ids.add(names.index(c))
         else:
-            raise ValueError(
+            raise ConfigError(
                 f"fusion.coconet.salient_classes: '{c}' is not a detection class of {data_root} "
                 f"(classes: {', '.join(names) or 'none'})"
             )
@@ -198,19 +208,7 @@ def salient_from_labels(
     h, w = shape
     if label_file is None:
         return np.zeros((h, w), dtype=bool)
-    rows = []
-    for n, line in enumerate(Path(label_file).read_text().splitlines(), start=1):
-        parts = line.split()
-        if not parts:
-            continue
-        try:
-            cls = int(float(parts[0]))
-            cx, cy, bw, bh = (float(v) for v in parts[1:5])
-        except (ValueError, IndexError) as exc:
-            raise ValueError(
-                f"{label_file}:{n}: expected 'cls cx cy w h', got {line!r}; fix the label file"
-            ) from exc
-        rows.append((cls, cx, cy, bw, bh))
+    rows = read_yolo_file(label_file)
     ids = sorted({r[0] for r in rows} if classes is None else classes)
     return salient_from_boxes(rows, ids, (w, h), ir, mode) > 0
 
@@ -343,7 +341,7 @@ def _contrastive_features(model: CoCoNet, cfg: CoCoNetConfig, device: torch.devi
     # conv4_1 .. conv5_1 from the same weights file, or the same seed when untrained
     state, pretrained = load_vgg19_grey(N_RELU_CONVS, cfg.vgg_weights, cfg.seed)
     if pretrained != model.vgg_pretrained:
-        raise RuntimeError(
+        raise InputError(
             f"VGG19 weights: the network has vgg_pretrained={model.vgg_pretrained} but the loss would get "
             f"pretrained={pretrained}; keep the VGG19 weights file in place for the whole training"
         )
@@ -513,7 +511,7 @@ def train_coconet(
             group["lr"] = sc.lr
         features = _contrastive_features(model, cfg, device) if stage == 2 else None
         model.train()
-        bar = tqdm(total=total, initial=done, desc=f"coconet stage {stage}", unit="step", disable=not progress, leave=False)  # fmt: skip
+        bar = progress_bar(total=total, initial=done, desc=f"coconet stage {stage}", unit="step", disable=not progress, leave=False)  # fmt: skip
         while done < total:
             t_chunk = time.perf_counter()
             epoch, first = divmod(done, per_epoch)
@@ -675,6 +673,7 @@ def _save_checkpoint(
             "config": cfg.to_dict(),
             "vgg_pretrained": model.vgg_pretrained,
             "data_fingerprint": data.fingerprint(),
+            "code": code_fingerprint("fusion.coconet"),
         },
         path,
     )
@@ -714,6 +713,8 @@ def _incompatibility(
         return "not a CoCoNet training checkpoint of this version"
     if ckpt.get("data_fingerprint") != data.fingerprint():
         return "the training data changed"
+    if ckpt.get("code") != code_fingerprint("fusion.coconet"):
+        return "the CoCoNet code changed"
     if ckpt.get("vgg_pretrained") != vgg_pretrained:
         return f"VGG19 ImageNet weights were {'' if ckpt.get('vgg_pretrained') else 'not '}available then and are {'' if vgg_pretrained else 'not '}now"
     old, new = ckpt["config"], cfg.to_dict()

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmif.errors import DownloadError, InputError, MissingInputError
+
 log = logging.getLogger(__name__)
 
 #: (name, index in torchvision's `vgg19().features`, in channels, out channels), up to conv5_1
@@ -84,7 +86,7 @@ def load_vgg19_grey(
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{path}: VGG19 weights file not found (fusion.coconet.vgg_weights); copy torchvision's "
                 f"{TORCHVISION_FILE} there, or set vgg_weights: null to use {default_weights_path()}"
             )
@@ -116,7 +118,7 @@ def _read_torchvision_file(path: Path, n_convs: int) -> dict[str, torch.Tensor]:
     except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(
+        raise InputError(
             f"{path}: not a readable PyTorch weights file ({exc}); re-copy it"
         ) from exc
     if isinstance(raw, dict) and "state_dict" in raw and isinstance(raw["state_dict"], dict):
@@ -125,7 +127,7 @@ def _read_torchvision_file(path: Path, n_convs: int) -> dict[str, torch.Tensor]:
     for name, idx, c_in, c_out in VGG19_CONVS[:n_convs]:
         w_key, b_key = f"features.{idx}.weight", f"features.{idx}.bias"
         if w_key not in raw or b_key not in raw:
-            raise ValueError(
+            raise InputError(
                 f"{path}: no '{w_key}'; expected torchvision's VGG19 state dict ({TORCHVISION_FILE})"
             )
         w = raw[w_key].float()
@@ -133,7 +135,7 @@ def _read_torchvision_file(path: Path, n_convs: int) -> dict[str, torch.Tensor]:
             grey = torch.tensor(GREY_WEIGHTS, dtype=w.dtype).view(1, 3, 1, 1)
             w = (w * grey).sum(dim=1, keepdim=True)
         if tuple(w.shape) != (c_out, c_in, 3, 3):
-            raise ValueError(
+            raise InputError(
                 f"{path}: '{w_key}' has shape {tuple(w.shape)}, expected {(c_out, c_in, 3, 3)} (VGG19)"
             )
         out[f"{name}.weight"] = w.clone()
@@ -247,8 +249,9 @@ def install_vgg19_weights(
     (default `default_weights_path()`, torchvision's cache). The file is copied or downloaded to
     a temporary name next to dest, its SHA-256 must start with `sha256_prefix` and it must hold
     the VGG19 convolutions; only then is it renamed into place, so a failed or interrupted run
-    leaves nothing behind. Raises RuntimeError (offline or an HTTP error) or ValueError (a
-    checksum or content mismatch) with a one-line message that says what to do.
+    leaves nothing behind. Raises DownloadError (offline or an HTTP error), MissingInputError or
+    InputError (no such file; a checksum or content mismatch) with a one-line message that says
+    what to do.
     progress: called with (bytes so far, total bytes or None) while downloading.
     """
     dest = Path(dest) if dest else default_weights_path()
@@ -261,13 +264,13 @@ def install_vgg19_weights(
         else:
             src = Path(source)
             if not src.is_file():
-                raise FileNotFoundError(
+                raise MissingInputError(
                     f"{src}: no such file; give torchvision's {TORCHVISION_FILE} (or omit --from to download it)"
                 )
             shutil.copyfile(src, tmp)
         digest = sha256_of(tmp)
         if not digest.startswith(sha256_prefix):
-            raise ValueError(
+            raise InputError(
                 f"{source}: SHA-256 {digest[:16]}... does not start with {sha256_prefix} as "
                 f"torchvision's {TORCHVISION_FILE} does; the file is damaged or another file, "
                 "download it again"
@@ -295,10 +298,10 @@ def _download(
                 if progress:
                     progress(done, total)
     except urllib.error.HTTPError as exc:
-        raise RuntimeError(f"{url}: the server answered HTTP {exc.code} ({exc.reason})") from exc
+        raise DownloadError(f"{url}: the server answered HTTP {exc.code} ({exc.reason})") from exc
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise RuntimeError(
+        raise DownloadError(
             f"cannot download {url} ({reason}): this machine seems to be offline; download "
             f"{TORCHVISION_FILE} on a machine with internet access and run "
             f"`mmif weights vgg19 --from FILE`"

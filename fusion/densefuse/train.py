@@ -4,13 +4,16 @@ Outputs in `out_dir`, each written atomically:
     densefuse.pt          {"format", "state_dict", "config", "train"}; torch.load(weights_only=True)
     loss_curve.csv        step,epoch,loss (one row per optimiser step)
     train_metrics.json    final and first-epoch losses, steps, image and patch counts, seconds, device
-A per-epoch checkpoint `.densefuse_checkpoint.pt` lets an interrupted run resume with the same
-result (patches are cut once from the seed, each epoch's order comes from (seed, epoch)); it is
-removed when training finishes.
+    checkpoints/last.pt   model, optimiser, curve after every epoch (in `checkpoint_dir`)
+The checkpoint lets a later run continue with the same result (patches are cut once from the
+seed, each epoch's order comes from (seed, epoch)): after an interruption, or with more epochs
+configured. It is continued only when the training patches (data), every other setting and the
+DenseFuse code are unchanged; otherwise training starts afresh, saying why.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -21,23 +24,27 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from fusion.densefuse.config import DenseFuseConfig
 from fusion.densefuse.loss import reconstruction_loss
 from fusion.densefuse.model import DenseFuseNet
 from fusion.registry import resolve_device
 from mmif.data.layout import list_pairs
+from mmif.errors import InputError, MissingInputError
 from mmif.io import read_image, write_text
+from mmif.logging_utils import progress_bar
+from mmif.runtime import code_fingerprint
 
 log = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "densefuse.pt"
-CHECKPOINT_NAME = ".densefuse_checkpoint.pt"
+CHECKPOINT_NAME = "last.pt"
+CHECKPOINT_FORMAT = "mmif-densefuse-train-v2"
 FORMAT = "mmif-densefuse-v1"
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         torch.save(obj, tmp)
@@ -57,7 +64,7 @@ def sample_patches(
     """
     out = np.empty((len(paths) * per_image, 1, patch_size, patch_size), dtype=np.uint8)
     for i, path in enumerate(
-        tqdm(paths, desc="densefuse patches", unit="img", disable=not progress)
+        progress_bar(paths, desc="densefuse patches", unit="img", disable=not progress)
     ):
         img = read_image(path, mode="grey")
         ph, pw = max(0, patch_size - img.shape[0]), max(0, patch_size - img.shape[1])
@@ -79,13 +86,21 @@ def new_model(seed: int) -> DenseFuseNet:
 
 
 def train_densefuse(
-    data_root: Path, out_dir: Path, cfg: DenseFuseConfig, progress: bool = True
+    data_root: Path,
+    out_dir: Path,
+    cfg: DenseFuseConfig,
+    progress: bool = True,
+    checkpoint_dir: Path | None = None,
 ) -> Path:
-    """Train on `data_root/train` (canonical layout) and return `out_dir/densefuse.pt`."""
+    """Train on `data_root/train` (canonical layout) and return `out_dir/densefuse.pt`.
+
+    checkpoint_dir: where `last.pt` lives (default `out_dir/checkpoints`); a compatible
+    checkpoint there is continued from its last finished epoch (see the module docstring).
+    """
     data_root, out_dir = Path(data_root), Path(out_dir)
     pairs = list_pairs(data_root, "train")
     if not pairs:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{data_root / 'train'}: no training pairs; run `mmif prepare` first"
         )
     device = resolve_device(cfg.device)
@@ -109,18 +124,24 @@ def train_densefuse(
     rows: list[tuple[int, int, float]] = []
     epoch_stats: list[dict[str, float]] = []
     start_epoch, seconds = 0, 0.0
-    ckpt_path = out_dir / CHECKPOINT_NAME
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        if ckpt.get("config") == asdict(cfg):
-            model.load_state_dict(ckpt["state_dict"])
-            opt.load_state_dict(ckpt["optimizer"])
-            rows = [(int(s), int(e), float(v)) for s, e, v in ckpt["rows"]]
-            epoch_stats = list(ckpt["epoch_stats"])
-            start_epoch, seconds = int(ckpt["epoch"]) + 1, float(ckpt["seconds"])
-            log.info("densefuse: resuming after epoch %d from %s", start_epoch, ckpt_path)
-        else:
-            log.info("densefuse: %s was made with other parameters; starting afresh", ckpt_path)
+    ckpt_path = Path(checkpoint_dir or out_dir / "checkpoints") / CHECKPOINT_NAME
+    fingerprint = {
+        "data": hashlib.sha256(patches.numpy().tobytes()).hexdigest()[:16],
+        "code": code_fingerprint("fusion.densefuse"),
+    }
+    ckpt = _load_compatible_checkpoint(ckpt_path, cfg, fingerprint)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["state_dict"])
+        opt.load_state_dict(ckpt["optimizer"])
+        rows = [(int(s), int(e), float(v)) for s, e, v in ckpt["rows"]]
+        epoch_stats = list(ckpt["epoch_stats"])
+        start_epoch, seconds = int(ckpt["epoch"]) + 1, float(ckpt["seconds"])
+        log.info(
+            "densefuse: continuing from %s: %d of %d epochs finished",
+            ckpt_path,
+            start_epoch,
+            cfg.epochs,
+        )
 
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
@@ -129,7 +150,7 @@ def train_densefuse(
             n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         )
         sums = {"loss": 0.0, "pixel": 0.0, "ssim": 0.0}
-        bar = tqdm(
+        bar = progress_bar(
             range(steps_per_epoch),
             desc=f"densefuse epoch {epoch + 1}/{cfg.epochs}",
             disable=not progress,
@@ -156,6 +177,8 @@ def train_densefuse(
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         _save_atomic(
             {
+                "format": CHECKPOINT_FORMAT,
+                **fingerprint,
                 "config": asdict(cfg),
                 "state_dict": state,
                 "optimizer": opt.state_dict(),
@@ -190,9 +213,41 @@ def train_densefuse(
         "step,epoch,loss\n" + "".join(f"{s},{e},{v:.6g}\n" for s, e, v in rows),
     )
     write_text(out_dir / "train_metrics.json", json.dumps(metrics, indent=2) + "\n")
-    ckpt_path.unlink(missing_ok=True)
     log.info("densefuse: wrote %s (final loss %.5f)", weights, final["loss"])
     return weights
+
+
+def _load_compatible_checkpoint(
+    path: Path, cfg: DenseFuseConfig, fingerprint: dict[str, str]
+) -> dict[str, Any] | None:
+    """The checkpoint at `path` if training can continue from it, else None (reason logged)."""
+    if not path.exists():
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # damaged, or from another version: start over
+        log.warning("densefuse: %s is unreadable (%s); training from scratch", path, exc)
+        return None
+    reason = None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        reason = "not a DenseFuse training checkpoint of this version"
+    elif ckpt.get("data") != fingerprint["data"]:
+        reason = "the training data changed"
+    elif ckpt.get("code") != fingerprint["code"]:
+        reason = "the DenseFuse code changed"
+    else:
+        old, new = dict(ckpt["config"]), asdict(cfg)
+        changed = [k for k in new if k not in ("epochs", "device") and old.get(k) != new[k]]
+        if changed:
+            reason = f"{changed[0]} changed from {old.get(changed[0])!r} to {new[changed[0]]!r}"
+        elif int(ckpt["epoch"]) + 1 > cfg.epochs:
+            reason = (
+                f"it holds {int(ckpt['epoch']) + 1} epochs, more than the {cfg.epochs} configured"
+            )
+    if reason:
+        log.info("densefuse: %s not continued (%s); training from scratch", path, reason)
+        return None
+    return ckpt
 
 
 def load_densefuse(
@@ -201,12 +256,17 @@ def load_densefuse(
     """Load a `densefuse.pt` written by `train_densefuse` -> (network in eval mode, its training config)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{path}: DenseFuse weights not found; run `mmif train --method densefuse` first"
         )
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(
+            f"{path}: not a readable weights file ({exc}); re-run the training"
+        ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(
+        raise InputError(
             f"{path}: not a DenseFuse weights file written by this project (format {FORMAT})"
         )
     model = DenseFuseNet()

@@ -9,7 +9,7 @@ Families: information (EN, MI, FMI_pixel), statistics (SD, SF, AG, CC, SCD, MSE,
 structural (SSIM, MS_SSIM), visual_information (VIF), gradient (Qabf, Nabf).
 """
 
-from fusion.metrics.collection import FusionMetricCollection
+from fusion.metrics.collection import FusionMetricCollection, table_means
 from fusion.metrics.folders import evaluate_folders
 from fusion.metrics.gradient import nabf, qabf
 from fusion.metrics.information import en, fmi_pixel, mi
@@ -47,6 +47,7 @@ __all__ = [
     "scd",
     "sd",
     "sf",
+    "table_means",
     "ssim",
     "vif",
 ]

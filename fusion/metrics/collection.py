@@ -21,8 +21,8 @@ class FusionMetricCollection:
     names: metric names (None = all of `METRIC_NAMES`); convention: "cddfuse" or "standard".
     `update(ir, vis, fused, stems)` takes B x C x H x W tensors in [0, 1] and one stem per image;
     `compute()` returns a DataFrame with a `name` column, one column per metric and one row per
-    image (in update order), then a final row named "mean" (NaN values, e.g. MS_SSIM of a small
-    image, are left out of the mean).
+    image (in update order), and nothing else: no summary row, so no image name can be taken
+    for one. `table_means` computes the means.
     """
 
     def __init__(self, names: Sequence[str] | None = None, convention: Convention = "cddfuse"):
@@ -66,6 +66,14 @@ class FusionMetricCollection:
             raise ValueError("no images were added; call update() before compute()")
         frame = pd.DataFrame(self._rows, columns=self.names)
         frame.insert(0, "name", self._stems)
-        mean = frame[self.names].mean(axis=0, skipna=True)
-        mean_row = pd.DataFrame([["mean", *mean.tolist()]], columns=["name", *self.names])
-        return pd.concat([frame, mean_row], ignore_index=True)
+        return frame
+
+
+def table_means(table: pd.DataFrame) -> dict[str, float]:
+    """Mean of every metric column over the images of a per-image table (`compute()`).
+
+    NaN values (e.g. MS_SSIM of an image too small for it) are left out of a mean; a column
+    with no value at all gives NaN. Computed from the rows, never looked up by name.
+    """
+    values = table.drop(columns=["name"], errors="ignore")
+    return {str(k): float(v) for k, v in values.mean(axis=0, skipna=True).items()}

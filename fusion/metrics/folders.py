@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from fusion.metrics.collection import FusionMetricCollection
 from fusion.metrics.inputs import Convention, check_convention
 from fusion.metrics.suite import resolve_names
 from fusion.runner import pair_folders
 from mmif.io import ImageError, list_images, read_image
+from mmif.logging_utils import progress_bar
+from mmif.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def evaluate_folders(
     warning. Consecutive images of one size are evaluated in batches of up to `batch_size`.
     device: "cpu", "cuda[:i]" or "auto" (CUDA when available).
     Returns the `FusionMetricCollection.compute()` table: `name` column, one column per metric,
-    rows sorted by stem, then a "mean" row.
+    one row per image sorted by stem (means: `table_means`).
     """
     check_convention(convention)
     names = resolve_names(names)
@@ -84,9 +85,7 @@ def evaluate_folders(
             fused[extra[0]].name,
         )
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    device = resolve_device(device, "metrics device (--device or params.yaml metrics.device)")
     collection = FusionMetricCollection(names, convention)
     batch: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
 
@@ -97,7 +96,9 @@ def evaluate_folders(
         collection.update(ir, vis, fu, [b[0] for b in batch])
         batch.clear()
 
-    for pair in tqdm(pairs, desc=f"metrics {fused_dir.name}", unit="img", disable=not progress):
+    for pair in progress_bar(
+        pairs, desc=f"metrics {fused_dir.name}", unit="img", disable=not progress
+    ):
         ir, vis, fu = _load_triple(pair.ir, pair.vis, fused[pair.stem])
         # a batch holds images of one size and one channel layout per role
         if batch and (batch[0][1].shape, batch[0][2].shape, batch[0][3].shape) != (

@@ -19,6 +19,7 @@ from typing import Literal, TypeVar
 import torch
 
 from fusion.metrics.filters import scratch
+from mmif.errors import InputError
 
 Convention = Literal["cddfuse", "standard"]
 CONVENTIONS: tuple[str, ...] = ("cddfuse", "standard")
@@ -31,7 +32,7 @@ T = TypeVar("T")
 
 def check_convention(convention: str) -> None:
     if convention not in CONVENTIONS:
-        raise ValueError(
+        raise InputError(
             f"unknown metric convention '{convention}'; use one of {', '.join(CONVENTIONS)}"
         )
 

@@ -13,6 +13,7 @@ import torch
 
 from fusion.metrics import gradient, information, statistics, structural, visual_information
 from fusion.metrics.inputs import CONVENTIONS, Convention, Triple, check_convention
+from mmif.errors import InputError
 
 MetricFn = Callable[[Triple, Convention], torch.Tensor]
 
@@ -50,7 +51,7 @@ def resolve_names(names: Sequence[str] | None) -> list[str]:
         names = [names]
     unknown = [n for n in names if n not in _REGISTRY]
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"unknown fusion metric '{unknown[0]}'; available: {', '.join(METRIC_NAMES)}"
         )
     return list(dict.fromkeys(names))

@@ -7,6 +7,7 @@ format of `<split>/labels/<stem>.txt`. Range checks and clipping are done afterw
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,65 @@ from typing import Literal
 
 import numpy as np
 
-from mmif.data.validate import Report, YoloRow
+from mmif.data.validate import DatasetError, Report, YoloRow
+from mmif.errors import MissingInputError
+
+#: the five fields of a YOLO label line, as error messages name them
+YOLO_FIELDS = ("class id", "cx", "cy", "w", "h")
+
+
+class LabelError(DatasetError):
+    """A YOLO label file cannot be parsed; the message is `<file>:<line>: field <n> (<name>) ...`."""
+
+
+def parse_yolo_line(line: str) -> YoloRow:
+    """Parse one "cls cx cy w h" line. The one YOLO line parser of every stage.
+
+    Raises ValueError naming the field (number and name) when the line does not have five
+    values, a value is not a number or not finite (nan, inf), or the class id is not a
+    non-negative integer. Ranges (class < number of classes, coordinates in [0, 1]) are the
+    caller's checks.
+    """
+    parts = line.split()
+    if len(parts) != 5:
+        raise ValueError(
+            f"expected 5 values 'cls cx cy w h', got {len(parts)}; "
+            "segment polygons and confidence columns are not accepted"
+        )
+    values = []
+    for i, (name, text) in enumerate(zip(YOLO_FIELDS, parts, strict=True), start=1):
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"field {i} ({name}) '{text}' is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"field {i} ({name}) '{text}' is not a finite number")
+        values.append(value)
+    if values[0] != int(values[0]) or values[0] < 0:
+        raise ValueError(f"field 1 (class id) '{parts[0]}' is not a non-negative integer")
+    return (int(values[0]), values[1], values[2], values[3], values[4])
+
+
+def read_yolo_file(path: str | Path) -> list[YoloRow]:
+    """Parse a YOLO label file (blank lines allowed); LabelError names the file, line and field."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabelError(
+            f"{path}: cannot read the label file ({exc}); re-export it as plain text"
+        ) from exc
+    rows: list[YoloRow] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.split():
+            continue
+        try:
+            rows.append(parse_yolo_line(line))
+        except ValueError as exc:
+            raise LabelError(
+                f"{path}:{n}: {exc}; fix the line (YOLO 'cls cx cy w h', coordinates normalised)"
+            ) from None
+    return rows
 
 
 def read_yolo(path: Path, report: Report) -> list[YoloRow] | None:
@@ -28,27 +87,13 @@ def read_yolo(path: Path, report: Report) -> list[YoloRow] | None:
         return None
     rows: list[YoloRow] = []
     for n, line in enumerate(text.splitlines(), start=1):
-        parts = line.split()
-        if not parts:
+        if not line.split():
             continue
-        if len(parts) != 5:
-            report.error(
-                "bad-label",
-                path,
-                f"line {n}: expected 5 values 'cls cx cy w h', got {len(parts)}; "
-                "segment polygons and confidence columns are not accepted",
-            )
-            return None
         try:
-            cls_f = float(parts[0])
-            cx, cy, w, h = (float(v) for v in parts[1:])
-        except ValueError:
-            report.error("bad-label", path, f"line {n}: non-numeric value in '{line.strip()}'")
+            rows.append(parse_yolo_line(line))
+        except ValueError as exc:
+            report.error("bad-label", path, f"line {n}: {exc}")
             return None
-        if cls_f != int(cls_f):
-            report.error("bad-label", path, f"line {n}: class id {parts[0]} is not an integer")
-            return None
-        rows.append((int(cls_f), cx, cy, w, h))
     return rows
 
 
@@ -108,6 +153,11 @@ def read_voc(
                 "bad-label", path, f"object {k} ('{name}'): missing or non-numeric <bndbox> corner"
             )
             return None
+        if not all(math.isfinite(v) for v in (x_min, y_min, x_max, y_max)):
+            report.error(
+                "bad-label", path, f"object {k} ('{name}'): <bndbox> corner is not a finite number"
+            )
+            return None
         x0, y0 = x_min - 1.0, y_min - 1.0
         if x_max <= x0 or y_max <= y0:
             report.error(
@@ -148,13 +198,13 @@ def read_class_list(path: str | Path) -> list[str]:
     """Class names, one per line (blank lines and '#' comments skipped); YOLO's classes.txt format."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{path}: class list not found; give a file with one class name per line"
         )
     names = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
     names = [n for n in names if n]
     if not names:
-        raise ValueError(f"{path}: class list is empty; write one class name per line")
+        raise DatasetError(f"{path}: class list is empty; write one class name per line")
     return names
 
 

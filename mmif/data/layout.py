@@ -16,10 +16,20 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mmif.errors import InputError, MissingInputError
 from mmif.io import ImageError, list_images, write_text
 
 SPLITS = ("train", "val", "test")
 IGNORE_INDEX = 255
+#: capture condition from the last character of an image stem (MSRS and the synthetic default
+#: name their images `00012N`, `test_00003D`)
+CONDITIONS = {"D": "day", "N": "night"}
+MODALITIES = ("ir", "vis")
+
+
+def condition_of(stem: str) -> str | None:
+    """'day' / 'night' from a trailing D / N of the image stem, else None."""
+    return CONDITIONS.get(stem[-1:]) if stem else None
 
 
 @dataclass
@@ -44,6 +54,21 @@ class Manifest:
     def has_task_labels(self) -> bool:
         return self.has_det_labels or self.has_seg_masks
 
+    def sees(self, class_name: str, modality: str, stem: str) -> bool:
+        """Whether `modality` ("ir" or "vis") shows objects of `class_name` in image `stem`.
+
+        From `modality_visibility` (the synthetic generator records it; keys "ir", "vis" or
+        "vis_day" / "vis_night" by the stem's condition). True when nothing is recorded, as for
+        every real dataset.
+        """
+        record = self.modality_visibility.get(class_name)
+        if not record:
+            return True
+        if modality != "vis" or "vis" in record:
+            return bool(record.get(modality, True))
+        key = "vis_night" if condition_of(stem) == "night" else "vis_day"
+        return bool(record.get(key, True))
+
     def save(self, root: Path) -> None:
         write_text(
             Path(root) / "manifest.json", json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -53,12 +78,17 @@ class Manifest:
     def load(cls, root: str | Path) -> Manifest:
         path = Path(root) / "manifest.json"
         if not path.exists():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{path}: no manifest; run `mmif prepare` to build the dataset first"
             )
-        data = json.loads(path.read_text())
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        try:
+            data = json.loads(path.read_text())
+            known = {f for f in cls.__dataclass_fields__}
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+            raise InputError(
+                f"{path}: not a readable manifest ({exc}); re-run `mmif prepare` to rebuild the dataset"
+            ) from exc
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from tqdm import tqdm
-
 from mmif.config import ConfigError, from_dict
 from mmif.data.adapters import ADAPTERS, PairRecord, Plan
 from mmif.data.annotations import (
@@ -56,6 +54,8 @@ from mmif.data.validate import (
     size_of,
 )
 from mmif.data.writer import Sample, write_prepared
+from mmif.io import check_output_dir
+from mmif.logging_utils import progress_bar
 
 if TYPE_CHECKING:
     from mmif.data.synthetic import SyntheticConfig
@@ -129,6 +129,7 @@ def prepare_dataset(
     check: bool = False,
     progress: bool = True,
     synthetic: SyntheticConfig | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> Manifest | list[Problem]:
     """Prepare `dataset` into `out_dir`; returns the written Manifest, or the problems if `check`.
@@ -137,13 +138,17 @@ def prepare_dataset(
     (DatasetConfig field names, e.g. `val_fraction=0.2, det_classes=[...]`). `root` and
     `det_labels` override the config's. Raises DatasetError (a ValueError) naming the file and
     the fix on the first problem unless `check`; the output folder is then left untouched.
-    `synthetic` configures the generator when the name is "synthetic".
+    `synthetic` configures the generator when the name is "synthetic". The output may not be,
+    contain or lie inside the dataset's folders; a non-empty folder mmif did not write is only
+    replaced with `overwrite` (`mmif.io.atomic_dir`).
     """
     cfg = _resolve_config(dataset, root, det_labels, options)
     if cfg.name == SYNTHETIC:
-        return _prepare_synthetic(synthetic, out_dir, check)
+        return _prepare_synthetic(synthetic, out_dir, check, overwrite)
     if out_dir is None and not check:
         raise ValueError("prepare_dataset: give out_dir (or check=True)")
+    if not check:  # before any work: refuse an output that would replace the dataset itself
+        check_output_dir(out_dir, (cfg.root, cfg.det_labels), overwrite)
     report = Report(collect=check)
     try:
         plan = _discover(cfg, report)
@@ -164,7 +169,7 @@ def prepare_dataset(
     if check:
         n_ok = sum(
             1
-            for _ in tqdm(
+            for _ in progress_bar(
                 samples, total=len(records), desc="checking", unit="pair", disable=not progress
             )
         )
@@ -191,7 +196,15 @@ def prepare_dataset(
             "warnings": report.warning_kinds,
         },
     )
-    written = write_prepared(out_dir, samples, manifest, total=len(records), progress=progress)
+    written = write_prepared(
+        out_dir,
+        samples,
+        manifest,
+        total=len(records),
+        progress=progress,
+        inputs=(cfg.root, cfg.det_labels),
+        overwrite=overwrite,
+    )
     report.log_summary()
     return written
 
@@ -209,7 +222,7 @@ def _resolve_config(dataset, root, det_labels, options) -> DatasetConfig:
     return cfg
 
 
-def _prepare_synthetic(synthetic, out_dir, check) -> Manifest | list[Problem]:
+def _prepare_synthetic(synthetic, out_dir, check, overwrite) -> Manifest | list[Problem]:
     # Hook for the embedded generator (owned by mmif.data.synthetic).
     if check:
         return []
@@ -217,7 +230,7 @@ def _prepare_synthetic(synthetic, out_dir, check) -> Manifest | list[Problem]:
 
     if out_dir is None:
         raise ValueError("prepare_dataset: give out_dir")
-    write_synthetic(synthetic or SyntheticConfig(), Path(out_dir))
+    write_synthetic(synthetic or SyntheticConfig(), Path(out_dir), overwrite=overwrite)
     return Manifest.load(out_dir)
 
 

@@ -417,7 +417,9 @@ def _bicycle(rng, o: _Object, dv, di, dm, ds, night, headlights):
     return (x - w / 2, y - h, x + w / 2, y)
 
 
-def write_synthetic(cfg: SyntheticConfig, out_dir: Path, progress: bool = True) -> Manifest:
+def write_synthetic(
+    cfg: SyntheticConfig, out_dir: Path, progress: bool = True, overwrite: bool = False
+) -> Manifest:
     """Render the whole synthetic dataset into the canonical layout (atomically)."""
     from mmif.data.writer import Sample, write_prepared
 
@@ -441,6 +443,8 @@ def write_synthetic(cfg: SyntheticConfig, out_dir: Path, progress: bool = True) 
         extra={"config": asdict(cfg)},
     )
     total = cfg.n_train + cfg.n_val + cfg.n_test
-    written = write_prepared(out_dir, samples(), manifest, total=total, progress=progress)
+    written = write_prepared(
+        out_dir, samples(), manifest, total=total, progress=progress, overwrite=overwrite
+    )
     log.info("synthetic: %d pairs, %d at night", total, night["n"])
     return written

@@ -11,6 +11,8 @@ What is an error and what is a warning:
 |-------------------------------------------|---------------------------------------------------------|
 | image without a partner of the other kind | error                                                   |
 | two files with one stem in a folder       | error                                                   |
+| file name with a control character or     | error (`mmif.io.stem_problem`, the rule of every        |
+| undecodable bytes                         | command; spaces and any script are accepted)            |
 | unreadable / truncated / empty image      | error                                                   |
 | pair (or mask) sizes differ               | error; resized to the infrared size only when asked     |
 | 16-bit image                              | warning; scaled by `mmif.io.scale_16bit_to_8bit`        |
@@ -41,7 +43,15 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mmif.data.layout import IGNORE_INDEX
-from mmif.io import IMAGE_EXTENSIONS, ImageError, is_image_file, read_image, rgb_to_grey_uint8
+from mmif.errors import InputError
+from mmif.io import (
+    IMAGE_EXTENSIONS,
+    ImageError,
+    is_image_file,
+    read_image,
+    rgb_to_grey_uint8,
+    stem_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +66,7 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
 _CONVERTED_MODES = ("RGBA", "P", "PA", "LA", "CMYK", "YCbCr", "1", "La", "RGBa", "LAB", "HSV")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """The dataset on disk cannot be prepared; the message names the file and the fix."""
 
 
@@ -128,7 +138,8 @@ def list_image_files(folder: Path, report: Report) -> dict[str, Path]:
     """Map stem -> image file in `folder` (non-recursive), matching by stem whatever the extension.
 
     Non-image files are ignored with one warning per folder; sub-folders and hidden files are
-    skipped silently; two images with one stem are an error.
+    skipped silently; two images with one stem, and a stem that `mmif.io.stem_problem` refuses
+    (the one rule of every command), are errors.
     """
     out: dict[str, Path] = {}
     ignored: list[str] = []
@@ -137,6 +148,10 @@ def list_image_files(folder: Path, report: Report) -> dict[str, Path]:
             continue
         if not is_image_file(p):
             ignored.append(p.name)
+            continue
+        problem = stem_problem(p.stem)
+        if problem:
+            report.error("bad-stem", p.parent / repr(p.name), problem)
             continue
         if p.stem in out:
             report.error(

@@ -9,7 +9,6 @@ sample, a failing reader upstream, Ctrl-C) leaves the output folder as it was.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -17,16 +16,14 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from mmif.data.annotations import format_yolo
 from mmif.data.layout import IGNORE_INDEX, SPLITS, Manifest
-from mmif.data.validate import YoloRow
-from mmif.io import atomic_dir
+from mmif.data.validate import DatasetError, YoloRow
+from mmif.io import atomic_dir, stem_problem
+from mmif.logging_utils import progress_bar
 
 log = logging.getLogger(__name__)
-
-_SAFE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 @dataclass
@@ -56,13 +53,19 @@ def write_prepared(
     total: int | None = None,
     compress_level: int = 1,
     progress: bool = True,
+    inputs: Sequence[str | Path | None] = (),
+    overwrite: bool = False,
 ) -> Manifest:
     """Write `samples` and `manifest.json` to `out_dir` (replaced as a whole on success).
 
     The manifest's name, provenance, class lists, salient_source and extra are kept; the fields
     that follow from the data (splits, image_sizes, colour_visible, has_det_labels,
     has_seg_masks, extra["boxes_per_class"]) are filled in here. Returns the written manifest.
-    Raises ValueError naming the sample when one is inconsistent, and when there is none.
+    `inputs` (the dataset's source folders) and `overwrite` go to `mmif.io.atomic_dir`: the
+    output may not be one of them, and a non-empty folder not written by mmif is only replaced
+    with `overwrite`.
+    Raises DatasetError (a ValueError) naming the sample when one is inconsistent, and when there
+    is none.
     """
     out_dir = Path(out_dir)
     splits: Counter[str] = Counter()
@@ -70,9 +73,9 @@ def write_prepared(
     boxes: Counter[int] = Counter()
     seen: set[tuple[str, str]] = set()
     colour = has_labels = has_masks = has_salient = False
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, inputs=inputs, overwrite=overwrite, kind="prepared dataset") as tmp:
         made: set[Path] = set()
-        for s in tqdm(
+        for s in progress_bar(
             samples, total=total, desc=f"writing {out_dir.name}", unit="pair", disable=not progress
         ):
             _check_sample(s, manifest, seen)
@@ -99,7 +102,7 @@ def write_prepared(
             splits[s.split] += 1
             sizes[f"{w}x{h}"] += 1
         if not splits:
-            raise ValueError(f"{out_dir}: no samples to write; the dataset is empty")
+            raise DatasetError(f"{out_dir}: no samples to write; the dataset is empty")
         extra = dict(manifest.extra)
         if has_labels:
             names = manifest.det_classes or [str(c) for c in sorted(boxes)]
@@ -139,46 +142,57 @@ def _save_png(
 def _check_sample(s: Sample, manifest: Manifest, seen: set[tuple[str, str]]) -> None:
     where = f"sample {s.split}/{s.stem}"
     if s.split not in SPLITS:
-        raise ValueError(f"{where}: split must be one of {', '.join(SPLITS)}")
-    if not _SAFE_STEM.match(s.stem):
-        raise ValueError(f"{where}: stem must be a plain file name (letters, digits, _ . + -)")
+        raise DatasetError(f"{where}: split must be one of {', '.join(SPLITS)}")
+    problem = stem_problem(s.stem) or (
+        "a stem must not be empty, start with '.' or contain '/'"
+        if not s.stem or s.stem.startswith(".") or "/" in s.stem or "\\" in s.stem
+        else None
+    )
+    if problem:
+        raise DatasetError(f"sample {s.split}/{s.stem!r}: {problem}")
     if (s.split, s.stem) in seen:
-        raise ValueError(f"{where}: stem written twice in this split; stems must be unique")
+        raise DatasetError(f"{where}: stem written twice in this split; stems must be unique")
     seen.add((s.split, s.stem))
     if s.ir.dtype != np.uint8 or s.ir.ndim != 2:
-        raise ValueError(f"{where}: ir must be an H x W uint8 array, got {s.ir.dtype} {s.ir.shape}")
+        raise DatasetError(
+            f"{where}: ir must be an H x W uint8 array, got {s.ir.dtype} {s.ir.shape}"
+        )
     if s.vis.dtype != np.uint8 or not (
         s.vis.ndim == 2 or (s.vis.ndim == 3 and s.vis.shape[2] == 3)
     ):
-        raise ValueError(
+        raise DatasetError(
             f"{where}: vis must be H x W or H x W x 3 uint8, got {s.vis.dtype} {s.vis.shape}"
         )
     if s.vis.shape[:2] != s.ir.shape:
-        raise ValueError(
+        raise DatasetError(
             f"{where}: vis is {s.vis.shape[:2]} but ir is {s.ir.shape} (H, W); register or resize the pair"
         )
     for name, arr in (("mask", s.mask), ("salient", s.salient)):
         if arr is None:
             continue
         if arr.ndim != 2 or arr.shape != s.ir.shape:
-            raise ValueError(f"{where}: {name} must be H x W like ir {s.ir.shape}, got {arr.shape}")
+            raise DatasetError(
+                f"{where}: {name} must be H x W like ir {s.ir.shape}, got {arr.shape}"
+            )
         if arr.dtype not in (np.uint8, np.bool_):
-            raise ValueError(f"{where}: {name} must be uint8 (or bool), got {arr.dtype}")
+            raise DatasetError(f"{where}: {name} must be uint8 (or bool), got {arr.dtype}")
     if s.mask is not None and manifest.seg_classes:
         bad = sorted(
             set(np.unique(s.mask).tolist()) - set(range(len(manifest.seg_classes))) - {IGNORE_INDEX}
         )
         if bad:
-            raise ValueError(
+            raise DatasetError(
                 f"{where}: mask ids {bad[:5]} outside the {len(manifest.seg_classes)} seg_classes"
             )
     if s.labels is not None:
         n = len(manifest.det_classes)
         for i, row in enumerate(s.labels, start=1):
             if len(row) != 5:
-                raise ValueError(f"{where}: box {i} must be (cls, cx, cy, w, h)")
+                raise DatasetError(f"{where}: box {i} must be (cls, cx, cy, w, h)")
             cls, *coords = row
             if n and not 0 <= int(cls) < n:
-                raise ValueError(f"{where}: box {i} class {cls} outside the {n} det_classes")
+                raise DatasetError(f"{where}: box {i} class {cls} outside the {n} det_classes")
             if not all(0.0 <= v <= 1.0 for v in coords):
-                raise ValueError(f"{where}: box {i} coordinates {coords} not normalised to [0, 1]")
+                raise DatasetError(
+                    f"{where}: box {i} coordinates {coords} not normalised to [0, 1]"
+                )

@@ -22,7 +22,8 @@ from typing import Any
 import pandas as pd
 
 from mmif.data.layout import Manifest
-from mmif.io import atomic_dir, write_text
+from mmif.errors import MissingInputError
+from mmif.io import atomic_dir, check_output_dir, write_text
 from mmif.report import plots
 from mmif.report.conditions import detection_by_condition, segmentation_by_condition
 from mmif.report.config import ReportConfig
@@ -38,7 +39,14 @@ from mmif.report.document import (
 from mmif.report.grid import qualitative_grid
 from mmif.report.html import render_html
 from mmif.report.loading import TASKS, Results, find_key, load_results
-from mmif.report.significance import GAIN_MARKS, TESTED_SCORE, Significance, mark_for, significance
+from mmif.report.significance import (
+    GAIN_MARKS,
+    PER_CLASS_SCORE,
+    TESTED_SCORE,
+    Significance,
+    mark_for,
+    significance,
+)
 from mmif.report.tables import (
     PER_CLASS_KEY,
     conventions,
@@ -47,7 +55,9 @@ from mmif.report.tables import (
     fusion_table,
     headline_scores,
     per_class_table,
+    protocol_text,
     task_display,
+    task_protocols,
     task_summary,
     write_table,
 )
@@ -55,44 +65,81 @@ from mmif.report.tables import (
 log = logging.getLogger(__name__)
 
 TASK_TITLE = {"detect": "Object detection", "segment": "Semantic segmentation"}
+PROTOCOL_MEANING = {
+    "frozen": "one task model per seed, trained once on the source images, scores every method's fused test images",
+    "finetune": "the shared task model of each seed fine-tuned on each method's fused train images",
+    "retrain": "a task model per method and seed, trained from scratch on its fused train images",
+}
+
+
+def _main(protocols: dict[str, str]) -> str:
+    """The protocol most methods got."""
+    values = list(protocols.values())
+    return max(set(values), key=values.count) if values else ""
+
+
 STAT_METHODS = (
     "Task scores are the mean ± sample standard deviation over the training seeds with a {level:.0%} "
     "confidence interval from Student's t distribution with n - 1 degrees of freedom (no interval with one seed)."
 )
 BOOTSTRAP_METHOD = (
-    "Significance: paired bootstrap over test images. {b} resampled test sets (images drawn with replacement, "
-    "seed {seed}) are shared by all methods and seeds; on each, detection mAP50 is recomputed from the saved "
-    "per-image predictions (own COCO-style 101-point AP at IoU 0.5, at most {max_dets} predictions per image and class) "
-    "and segmentation mIoU from the summed per-image confusion counts. Seeds are paired by seed number and pooled "
-    "by averaging the per-seed differences, so the test concerns the seed-averaged score; seed-to-seed training "
-    "variation is not resampled (the t-intervals show it). Two-sided p-value = 2 x min(share of resampled differences "
-    "<= 0, share >= 0) with +1 correction; a significant gain (p < {alpha:g}) is marked {marks}."
+    "Differences between methods include both things a rerun would change: the training seeds and the test "
+    "images. Every run is rescored on {b} bootstrap resamples of the test images (seed {seed}; the same resamples "
+    "for every method and seed): detection AP50 with the study's one AP definition (COCO-style 101-point AP at "
+    "IoU 0.5 on the saved predictions, at most {max_dets} per image and class: the mAP50 of the tables), "
+    "segmentation IoU from the summed per-image confusion counts. The variance of a difference of seed means is "
+    "the seed variance (under frozen and finetune the methods of a seed share its task model, so the spread of "
+    "the within-seed differences; under retrain each method's own seed spread) plus the bootstrap variance over "
+    "test images; the {level:.0%} interval and the two-sided p-value come from Student's t with Welch-Satterthwaite "
+    "degrees of freedom (mmif/report/comparison.py; calibrated on simulated studies: "
+    "tests/report/test_report_calibration.py). A difference with one seed is not tested. A significant gain "
+    "(p < {alpha:g}) is marked {marks}."
 )
 
 
 def build_report(
-    results_dir: Path, data_root: Path, fused_root: Path, out_dir: Path, cfg: ReportConfig
+    results_dir: Path,
+    data_root: Path,
+    fused_root: Path,
+    out_dir: Path,
+    cfg: ReportConfig,
+    overwrite: bool = False,
 ) -> None:
     """Read every metric file under `results_dir` and write the comparison report to `out_dir`.
 
     data_root: prepared dataset (manifest.json, test images for the qualitative grid);
     fused_root: fused images, `<fused_root>/<method>/<split>/<stem>.png` and info.json.
     Missing parts (no detection or segmentation results, no CoCoNet, no manifest) are reported
-    as not available.
+    as not available. `out_dir` may lie inside `results_dir` (results/report) but not be, hold
+    or lie inside anything the report reads; a non-empty folder mmif did not write is replaced
+    only with `overwrite`.
     """
+    check_output_dir(out_dir, report_inputs(results_dir, data_root, fused_root), overwrite)
     results = load_results(Path(results_dir), Path(fused_root))
     methods = results.methods(cfg.baselines)
     if not methods:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{results_dir}: no results found (fusion_metrics/, detect/, segment/ are empty or absent); "
             "run the pipeline (`dvc repro`) first"
         )
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(
+        out_dir,
+        inputs=report_inputs(results_dir, data_root, fused_root),
+        overwrite=overwrite,
+        kind="report",
+    ) as tmp:
         doc, summary = _assemble(results, methods, Path(data_root), Path(fused_root), tmp, cfg)
         write_text(tmp / "report.md", render_markdown(doc))
         write_text(tmp / "report.html", render_html(doc, tmp))
         write_text(tmp / "summary.json", json.dumps(_json_safe(summary), indent=2) + "\n")
     log.info("report written to %s", out_dir)
+
+
+def report_inputs(results_dir: Path, data_root: Path, fused_root: Path) -> list[Path]:
+    """What the report reads (`mmif.report.loading`): its output must stay clear of these."""
+    results_dir = Path(results_dir)
+    parts = ("fusion_metrics", "detect", "segment", "train", "coconet", "scores")
+    return [*(results_dir / p for p in parts), Path(data_root), Path(fused_root)]
 
 
 def _assemble(
@@ -114,7 +161,9 @@ def _assemble(
     runs = {t: results.task_runs(t) for t in TASKS}
     summaries = {t: task_summary(t, runs[t], methods, cfg.ci_level) for t in TASKS if runs[t]}
     scores = {t: headline_scores(t, runs[t]) for t in summaries}
-    sig = significance(runs, cfg)
+    protocols = {t: task_protocols(runs[t]) for t in TASKS}
+    visibility = manifest.modality_visibility if manifest else None
+    sig = significance(runs, cfg, visibility)
     notes += sig.notes
     if summaries:
         _write_plot_data(summaries, methods, out / "plot_data")
@@ -133,6 +182,7 @@ def _assemble(
                 max_dets=cfg.max_dets,
                 alpha=cfg.alpha,
                 marks=marks,
+                level=cfg.ci_level,
             )
         )
     )
@@ -175,7 +225,8 @@ def _assemble(
         )
         display = task_display(summary, methods, sig.comparisons)
         caption = (
-            f"{TASK_TITLE[task]} on the test split: mean ± std [{cfg.ci_level:.0%} t-interval] over seeds; "
+            f"{TASK_TITLE[task]} on the test split, protocol {protocol_text(protocols[task])}: "
+            f"mean ± std [{cfg.ci_level:.0%} t-interval] over seeds; "
             f"marks = significant gain in {TESTED_SCORE[task]} ({_mark_legend(cfg)})"
         )
         sec.add(Table(caption, display, _files("tables", files)))
@@ -185,11 +236,19 @@ def _assemble(
             sec.add(Paragraph(f"{TASK_TITLE[task]} results not available for: {listed}."))
         pc = per_class_table(task, runs[task], methods)
         if pc.shape[1] > 1:
-            cap = f"{task}: per-class {PER_CLASS_KEY[task]}, mean over seeds"
+            cap = (
+                f"{task}: per-class {PER_CLASS_KEY[task]}, mean over seeds "
+                f"(protocol {protocol_text(protocols[task])})"
+            )
             sec.add(
                 Table(cap, pc, _files("tables", write_table(pc, tables, f"{task}_per_class", cap)))
             )
-            _add(sec, plots.plot_per_class(pc, task, PER_CLASS_KEY[task], figs))
+            _add(
+                sec,
+                plots.plot_per_class(
+                    pc, task, PER_CLASS_KEY[task], figs, protocol_text(protocols[task])
+                ),
+            )
         by_cond = (
             detection_by_condition(runs[task], methods, cfg.max_dets)
             if task == "detect"
@@ -198,7 +257,8 @@ def _assemble(
         if not by_cond.empty:
             cap = (
                 f"{task}: per-class {PER_CLASS_KEY[task]} by capture condition (day / night from the "
-                "image names), recomputed from the saved per-image results, mean over seeds"
+                "image names), recomputed from the saved per-image results, mean over seeds "
+                f"(protocol {protocol_text(protocols[task])})"
             )
             name = f"{task}_per_condition"
             sec.add(Table(cap, by_cond, _files("tables", write_table(by_cond, tables, name, cap))))
@@ -207,42 +267,20 @@ def _assemble(
         sec = doc.section("Task scores at a glance")
         _add(
             sec,
-            plots.plot_task_scores(summaries, runs, scores, methods, baselines, figs, cfg.ci_level),
+            plots.plot_task_scores(
+                summaries,
+                runs,
+                scores,
+                methods,
+                baselines,
+                figs,
+                cfg.ci_level,
+                {t: protocol_text(p) for t, p in protocols.items()},
+            ),
         )
 
-    # --- significance ------------------------------------------------------------------------
-    sec = doc.section("Significance against the baselines")
-    if sig.comparisons.empty:
-        sec.add(
-            Paragraph(
-                "Significance tests: not available (no task runs with per-image results for a baseline and another method)."
-            )
-        )
-    else:
-        cap = f"Paired bootstrap ({cfg.bootstrap_samples} resamples): method minus baseline, {cfg.ci_level:.0%} bootstrap interval, two-sided p; significant at alpha = {cfg.alpha:g}"
-        sec.add(
-            Table(
-                cap,
-                sig.comparisons.drop(columns=["n_images", "significant"]),
-                _files("tables", write_table(sig.comparisons, tables, "significance", cap)),
-            )
-        )
-        recomputed = _recomputed(sig, runs)
-        if not recomputed.empty:
-            cap = (
-                "The bootstrapped statistic recomputed on the full test set (own implementation) next to the "
-                "stage's values, per seed. Detection: equal to the stage's torchmetrics value up to float32 "
-                "rounding (torchmetrics' recall points are float32, which can move one of the 101 points when "
-                "a recall is exactly a multiple of 0.01); ultralytics' mAP50 interpolates differently. "
-                "Segmentation: equal to the stage's mIoU (same confusion counts)."
-            )
-            sec.add(
-                Table(
-                    cap,
-                    recomputed,
-                    _files("tables", write_table(recomputed, tables, "recomputed", cap)),
-                )
-            )
+    # --- differences -------------------------------------------------------------------------
+    _differences_section(doc, sig, runs, protocols, methods, baselines, tables, figs, cfg)
 
     # --- metric vs task ----------------------------------------------------------------------
     sec = doc.section("Do fusion metrics predict task scores?")
@@ -274,7 +312,9 @@ def _assemble(
     sec = doc.section("Training curves")
     for task in TASKS:
         fig = (
-            plots.plot_task_curves(task, runs[task], methods, baselines, figs)
+            plots.plot_task_curves(
+                task, runs[task], methods, baselines, figs, protocol_text(protocols[task])
+            )
             if runs[task]
             else None
         )
@@ -295,7 +335,117 @@ def _assemble(
 
     if notes:
         doc.section("Notes").add(Bullets(notes))
-    return doc, _summary(results, manifest, methods, conv_text, summaries, sig, fusion, cfg)
+    return doc, _summary(
+        results, manifest, methods, conv_text, summaries, sig, fusion, cfg, protocols
+    )
+
+
+def _differences_section(
+    doc: Document,
+    sig: Significance,
+    runs: dict[str, dict],
+    protocols: dict[str, dict[str, str]],
+    methods: list[str],
+    baselines: list[str],
+    tables: Path,
+    figs: Path,
+    cfg: ReportConfig,
+) -> None:
+    """Differences to the baselines, the methods indistinguishable from the best, the known
+    effects (sanity check) and the recomputed statistic."""
+    sec = doc.section("Differences with training variance")
+    if sig.comparisons.empty:
+        sec.add(
+            Paragraph(
+                "Differences to the baselines: not available (no task runs with per-image results "
+                "for a baseline and another method, or bootstrap_samples is 0)."
+            )
+        )
+        return
+    level = f"{cfg.ci_level:.0%}"
+    cap = (
+        f"Method minus baseline: difference of seed means, {level} interval and two-sided p over seeds "
+        f"and test images ({cfg.bootstrap_samples} image resamples); seed_sd = std over seeds of the "
+        "within-seed difference (shared models); significant at alpha = "
+        f"{cfg.alpha:g}"
+    )
+    shown = sig.comparisons.drop(columns=["n_images", "significant", "se_seeds", "se_images", "df"])
+    sec.add(
+        Table(
+            cap, shown, _files("tables", write_table(sig.comparisons, tables, "significance", cap))
+        )
+    )
+    _add(
+        sec,
+        plots.plot_differences(
+            sig.comparisons, methods, baselines, figs, cfg.ci_level, _protocol_titles(protocols)
+        ),
+    )
+    if not sig.best.empty:
+        cap = (
+            f"The best method per task (highest seed mean) and every method's difference to it "
+            f"({level} interval, p); indistinguishable = not significantly worse at alpha = {cfg.alpha:g}"
+        )
+        sec.add(
+            Table(
+                cap, sig.best, _files("tables", write_table(sig.best, tables, "best_methods", cap))
+            )
+        )
+        summary = []
+        for task, group in sig.best.groupby("task", sort=False):
+            same = list(group.loc[group["indistinguishable"], "method"])
+            summary.append(
+                f"{TASK_TITLE.get(str(task), task)} ({TESTED_SCORE.get(str(task), '')}, protocol "
+                f"{protocol_text(protocols.get(str(task), {}))}): best {group['best'].iloc[0]}; "
+                f"indistinguishable from it: {', '.join(same[1:]) or 'none'}."
+            )
+        sec.add(Bullets(summary))
+    sub = doc.section("Known effects (sanity check)")
+    if sig.sanity.empty:
+        sub.add(
+            Paragraph(
+                "Not available: the dataset records no modality visibility (only the synthetic "
+                "default does), or the ir / vis runs are missing."
+            )
+        )
+    else:
+        cap = (
+            "Effects the synthetic data was built to show (manifest modality_visibility): per-class "
+            f"{'/'.join(PER_CLASS_SCORE.values())} of the better minus the worse source, {level} interval over seeds "
+            f"and test images; detected = significant in the expected direction at alpha = {cfg.alpha:g}"
+        )
+        sub.add(
+            Table(cap, sig.sanity, _files("tables", write_table(sig.sanity, tables, "sanity", cap)))
+        )
+        lines = []
+        for task, group in sig.sanity.groupby("task", sort=False):
+            found = group[group["detected"]]
+            missed = group[~group["detected"]]
+            lines.append(
+                f"{TASK_TITLE.get(str(task), task)}: detected {', '.join(found['effect']) or 'none'}"
+                + (f"; not detected: {', '.join(missed['effect'])}" if len(missed) else "")
+                + "."
+            )
+        sub.add(Bullets(lines))
+    recomputed = _recomputed(sig, runs)
+    if not recomputed.empty:
+        cap = (
+            "The tested statistic recomputed on the full test set next to the stage's values, per "
+            "seed: equal by construction (one AP definition; the same confusion counts). "
+            "Cross-checks: torchmetrics' COCO mAP50 (equal up to its float32 recall points) and "
+            "ultralytics' mAP50 (its own interpolation)."
+        )
+        sec.add(
+            Table(
+                cap,
+                recomputed,
+                _files("tables", write_table(recomputed, tables, "recomputed", cap)),
+            )
+        )
+
+
+def _protocol_titles(protocols: dict[str, dict[str, str]]) -> dict[str, str]:
+    return {t: protocol_text(p) for t, p in protocols.items()}
 
 
 def _mark_legend(cfg: ReportConfig) -> str:
@@ -402,14 +552,25 @@ def _run_facts(
                 + "; ".join(f"{m}: {', '.join(map(str, s))}" for m, s in runs.items())
                 + "."
             )
-            first = next(iter(next(iter(runs.values())).values())).metrics
-            model = first.get("model") or " ".join(
-                str(first.get(k)) for k in ("arch", "encoder") if first.get(k)
+            protocols = task_protocols(runs)
+            facts.append(
+                f"{TASK_TITLE[task]} protocol: {protocol_text(protocols)} ({PROTOCOL_MEANING.get(_main(protocols), '')})."
             )
-            if model:
+            first = next(iter(next(iter(runs.values())).values())).metrics
+            if first.get("base_model") or first.get("base_encoder"):
+                shared = first.get("base_model") or first.get("base_encoder")
                 facts.append(
-                    f"{TASK_TITLE[task]} model: {model}, pretrained: {first.get('pretrained', 'n/a')}, epochs: {first.get('epochs', 'n/a')}."
+                    f"{TASK_TITLE[task]} shared model: {shared}, pretrained: {first.get('base_pretrained', 'n/a')}, "
+                    f"epochs: {first.get('base_epochs', 'n/a')} (trained once per seed on the train split's infrared and visible images)."
                 )
+            else:
+                model = first.get("model") or " ".join(
+                    str(first.get(k)) for k in ("arch", "encoder") if first.get(k)
+                )
+                if model:
+                    facts.append(
+                        f"{TASK_TITLE[task]} model: {model}, pretrained: {first.get('pretrained', 'n/a')}, epochs: {first.get('epochs', 'n/a')}."
+                    )
         else:
             facts.append(f"{TASK_TITLE[task]}: not available.")
     facts += vgg_statements(results)
@@ -418,19 +579,21 @@ def _run_facts(
 
 def _recomputed(sig: Significance, runs: dict[str, dict]) -> pd.DataFrame:
     rows = []
-    for task, boot in sig.tasks.items():
-        for method, seeds in boot.full.items():
-            for seed, value in seeds.items():
+    for task, stats in sig.tasks.items():
+        for method in stats.methods:
+            scores = stats.scores(method)
+            for seed, value in zip(scores.seeds, scores.full, strict=True):
                 stage = runs[task][method][seed].metrics
                 rows.append(
                     {
                         "task": task,
-                        "score": boot.score,
+                        "score": stats.score,
                         "method": method,
                         "seed": seed,
                         "recomputed": value,
-                        "stage": stage.get(boot.score),
-                        "stage_torchmetrics": stage.get(f"tm_{boot.score}"),
+                        "stage": stage.get(stats.score),
+                        "stage_torchmetrics": stage.get(f"tm_{stats.score}"),
+                        "stage_ultralytics": stage.get(f"ul_{stats.score}"),
                     }
                 )
     return pd.DataFrame(rows)
@@ -455,6 +618,7 @@ def _summary(
     sig: Significance,
     fusion: pd.DataFrame,
     cfg: ReportConfig,
+    protocols: dict[str, dict[str, str]],
 ) -> dict[str, Any]:
     """Headline numbers per method for `dvc metrics show` (nested keys, NaN as null)."""
     out: dict[str, Any] = {
@@ -472,15 +636,24 @@ def _summary(
             sub = summary[summary["method"] == m].set_index("score")
             if sub.empty:
                 continue
-            t: dict[str, Any] = {"n_seeds": int(sub["n_seeds"].max())}
+            t: dict[str, Any] = {
+                "protocol": protocols.get(task, {}).get(m),
+                "n_seeds": int(sub["n_seeds"].max()),
+            }
             for score in headline_scores(task, results.task_runs(task)):
                 if score in sub.index:
                     t[score] = sub.loc[score, "mean"]
                     t[f"{score}_std"] = sub.loc[score, "std"]
             comp = sig.comparisons
             for _, row in comp[(comp["task"] == task) & (comp["method"] == m)].iterrows():
-                t[f"{row['score']}_delta_vs_{row['baseline']}"] = row["delta"]
+                key = f"{row['score']}_delta_vs_{row['baseline']}"
+                t[key] = row["delta"]
+                t[f"{key}_ci_low"] = row["ci_low"]
+                t[f"{key}_ci_high"] = row["ci_high"]
                 t[f"{row['score']}_p_vs_{row['baseline']}"] = row["p_value"]
+            best = sig.best[(sig.best["task"] == task) & (sig.best["method"] == m)]
+            if len(best):
+                t["indistinguishable_from_best"] = bool(best["indistinguishable"].iloc[0])
             entry[task] = t
         if m in getattr(fus, "index", []):
             entry["fusion"] = {
@@ -488,6 +661,24 @@ def _summary(
             }
         out["methods"][m] = entry
     out["gain_marks"] = {b: GAIN_MARKS[i % len(GAIN_MARKS)] for i, b in enumerate(cfg.baselines)}
+    out["protocols"] = {t: protocol_text(p) for t, p in protocols.items() if p}
+    out["best"] = {
+        str(task): {
+            "best": str(group["best"].iloc[0]),
+            "indistinguishable": [str(x) for x in group.loc[group["indistinguishable"], "method"]],
+        }
+        for task, group in sig.best.groupby("task", sort=False)
+    }
+    out["sanity"] = {
+        f"{row['task']}: {row['effect']}": {
+            "delta": row["delta"],
+            "ci_low": row["ci_low"],
+            "ci_high": row["ci_high"],
+            "p_value": row["p_value"],
+            "detected": bool(row["detected"]),
+        }
+        for _, row in sig.sanity.iterrows()
+    }
     return out
 
 

@@ -14,15 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mmif.data.layout import CONDITIONS, condition_of
 from mmif.report.ap import average_precision, match_detections
 from mmif.report.loading import SeedRun, load_confusion, load_predictions
 
-CONDITIONS = {"D": "day", "N": "night"}
-
-
-def condition_of(stem: str) -> str | None:
-    """'day' / 'night' from a trailing D / N of the image stem, else None."""
-    return CONDITIONS.get(stem[-1:]) if stem else None
+__all__ = ["CONDITIONS", "condition_of", "detection_by_condition", "segmentation_by_condition"]
 
 
 def _conditions(stems: list[str]) -> dict[str, np.ndarray] | None:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmif.errors import InputError
 from mmif.report.ap import ImageDetections
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,12 @@ SEED_DIR = re.compile(r"^seed_(\d+)$")
 #: keys of a task metrics.json that describe the run rather than score it
 #: (counts "n_*" and anything about epochs are facts too, see `is_score_key`)
 RUN_FACT_KEYS = frozenset(
-    {"seed", "model", "arch", "encoder", "pretrained", "per_class", "device", "skipped"}
-)
+    {
+        "seed", "model", "arch", "encoder", "pretrained", "per_class", "device", "skipped",
+        "protocol", "requested_protocol", "imgsz", "val_split", "base_model", "base_encoder",
+        "base_pretrained",
+    }
+)  # fmt: skip
 #: which stage writes each kind of file (named in error messages)
 STAGE_FOR = {
     "fusion_metrics": "mmif metrics",
@@ -45,7 +50,7 @@ STAGE_FOR = {
 }
 
 
-class ResultsError(ValueError):
+class ResultsError(InputError):
     """A result file exists but is unusable; the message names the file and the stage to re-run."""
 
 
@@ -132,9 +137,20 @@ def read_json(path: Path, stage: str) -> Any:
         ) from exc
 
 
-def read_csv(path: Path, stage: str) -> pd.DataFrame:
+def read_csv(path: Path, stage: str, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A CSV result file; `text_columns` are read verbatim (an image named "nan" or "1" stays a
+    name), the others with the usual missing-value spellings."""
     try:
-        return pd.read_csv(path)
+        if not text_columns:
+            return pd.read_csv(path)
+        columns = pd.read_csv(path, nrows=0).columns
+        missing = ["", "nan", "NaN", "NA", "null"]
+        return pd.read_csv(
+            path,
+            dtype={c: str for c in text_columns if c in columns},
+            keep_default_na=False,
+            na_values={c: missing for c in columns if c not in text_columns},
+        )
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # pandas errors derive from ValueError
         raise ResultsError(
             f"{path}: unreadable CSV ({exc}); re-run `{stage}` to rewrite it"
@@ -208,9 +224,8 @@ def _load_fusion(res: Results, folder: Path) -> None:
         res.fusion[path.stem] = data
         per_image = folder / f"{path.stem}_per_image.csv"
         if per_image.is_file():
-            df = read_csv(per_image, STAGE_FOR["fusion_metrics"])
-            if "name" in df.columns:
-                df = df[df["name"].astype(str) != "mean"]
+            # one row per image and nothing else (no summary row: any stem is an image)
+            df = read_csv(per_image, STAGE_FOR["fusion_metrics"], text_columns=("name",))
             res.fusion_per_image[path.stem] = df.reset_index(drop=True)
 
 

@@ -53,8 +53,11 @@ def plot_task_scores(
     baselines: list[str],
     folder: Path,
     ci_level: float,
+    protocols: dict[str, str] | None = None,
 ) -> Figure | None:
-    """Bars of the seed mean per method and headline score, error bars the t-interval, dots the seeds."""
+    """Bars of the seed mean per method and headline score, error bars the t-interval, dots the
+    seeds; protocols: task -> protocol named in the panel title."""
+    protocols = protocols or {}
     panels = [(t, s) for t, ss in scores.items() for s in ss if not summaries[t].empty]
     if not panels:
         return None
@@ -91,7 +94,7 @@ def plot_task_scores(
             vals = [r.scores.get(score, np.nan) for r in runs[task][m].values()]
             ax.scatter(np.full(len(vals), x[i]), vals, s=10, color="black", zorder=3)
         ax.set_xticks(x, shown, rotation=45, ha="right")
-        ax.set_title(f"{task}: {score}")
+        ax.set_title(_with_protocol(f"{task}: {score}", protocols.get(task)), fontsize=9)
         ax.set_ylabel(score)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -123,7 +126,13 @@ def _heatmap(
     return im
 
 
-def plot_per_class(table: pd.DataFrame, task: str, key: str, folder: Path) -> Figure | None:
+def _with_protocol(title: str, protocol: str | None) -> str:
+    return f"{title} [protocol {protocol}]" if protocol else title
+
+
+def plot_per_class(
+    table: pd.DataFrame, task: str, key: str, folder: Path, protocol: str | None = None
+) -> Figure | None:
     """Heatmap method x class of the per-class AP50 or IoU (mean over seeds)."""
     if table.empty or table.shape[1] <= 1:
         return None
@@ -134,7 +143,7 @@ def plot_per_class(table: pd.DataFrame, task: str, key: str, folder: Path) -> Fi
     ax = fig.add_subplot(1, 1, 1)
     im = _heatmap(ax, values, labels, list(table["method"]), classes)
     fig.colorbar(im, ax=ax, label=key)
-    ax.set_title(f"{task}: per-class {key} (mean over seeds)")
+    ax.set_title(_with_protocol(f"{task}: per-class {key} (mean over seeds)", protocol), fontsize=9)
     fig.tight_layout()
     return save_figure(
         fig, folder, f"{task}_per_class", f"Per-class {key} of the {task} task, mean over seeds."
@@ -256,8 +265,10 @@ def plot_task_curves(
     methods: list[str],
     baselines: list[str],
     folder: Path,
+    protocol: str | None = None,
 ) -> Figure | None:
-    """Training curves (curves.csv) per method: mean over seeds, band = min..max over seeds."""
+    """Training curves (curves.csv) per method: mean over seeds, band = min..max over seeds.
+    Under frozen nothing is trained per method (empty curves): no figure."""
     curves: dict[str, list[pd.DataFrame]] = {}
     for m in methods:
         for run in runs.get(m, {}).values():
@@ -303,6 +314,8 @@ def plot_task_curves(
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     fig.axes[0].legend(fontsize=6, ncol=2)
+    if protocol:
+        fig.suptitle(f"{task} training curves [protocol {protocol}]", fontsize=9)
     fig.tight_layout()
     return save_figure(
         fig,
@@ -335,3 +348,55 @@ def plot_loss_curve(method: str, curve: pd.DataFrame, source: str, folder: Path)
     return save_figure(
         fig, folder, f"{method}_loss_curve", f"{method} fusion training loss ({source})."
     )
+
+
+def plot_differences(
+    comparisons: pd.DataFrame,
+    methods: list[str],
+    baselines: list[str],
+    folder: Path,
+    ci_level: float,
+    protocols: dict[str, str] | None = None,
+) -> Figure | None:
+    """Each method's difference to each baseline with its interval (seeds and test images), one
+    panel per task and baseline; filled = significant, hollow = not."""
+    if comparisons.empty:
+        return None
+    protocols = protocols or {}
+    panels = list(comparisons.groupby(["task", "baseline"], sort=False))
+    colours = _colours(methods, baselines)
+    ncols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    height = max(2.4, 0.32 * comparisons["method"].nunique() + 1.2)
+    fig = MplFigure(figsize=(4.6 * ncols, height * nrows))
+    for k, ((task, baseline), group) in enumerate(panels):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        order = [m for m in methods if m in set(group["method"])]
+        g = group.set_index("method").loc[order]
+        y = np.arange(len(order))[::-1]
+        for yi, (m, row) in zip(y, g.iterrows(), strict=True):
+            ax.plot([row["ci_low"], row["ci_high"]], [yi, yi], color=colours[m], linewidth=2)
+            ax.scatter(
+                [row["delta"]],
+                [yi],
+                s=30,
+                zorder=3,
+                edgecolor=colours[m],
+                facecolor=colours[m] if row["significant"] else "white",
+            )
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_yticks(y, order, fontsize=7)
+        score = str(g["score"].iloc[0])
+        ax.set_xlabel(f"{score} difference to {baseline}", fontsize=8)
+        ax.set_title(
+            _with_protocol(f"{task}: minus {baseline}", protocols.get(str(task))), fontsize=9
+        )
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    caption = (
+        f"Difference of each method to each baseline: dot = difference of seed means, line = {ci_level:.0%} "
+        "interval over seeds and test images; filled = significant. Under frozen and finetune the "
+        "difference is taken within each seed's shared task model."
+    )
+    return save_figure(fig, folder, "differences", caption)

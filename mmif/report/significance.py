@@ -1,12 +1,22 @@
-"""Paired bootstrap over test images: does a method beat the baselines on the tasks?
+"""Task statistics with training variance: differences to the baselines, the best methods, and
+the known effects of the synthetic data.
 
-For each task one statistic is recomputed on resampled test sets: detection mAP50 (COCO-style,
-from each run's predictions.json, `mmif.report.ap`) and segmentation mIoU (from the summed
-per-image confusion counts of confusion.npz). All methods and seeds see the same B resampled
-image sets (drawn once with `ReportConfig.seed` on the test images every run shares), which
-makes the comparison paired. Seeds are paired by seed number and pooled by averaging the
-per-seed differences (`stats.paired_bootstrap`); when a method and a baseline share no seed,
-each side's seed average is compared instead (noted in the `pairing` column).
+Per task, every run (method x seed) is scored per class on the full test set and on B bootstrap
+resamples of the test images (drawn once with `ReportConfig.seed` on the images every run shares,
+so every method and seed sees the same resampled sets): detection AP50 from predictions.json
+(`mmif.report.ap`, the same AP the detection stage reports as mAP50) and segmentation IoU from
+the summed per-image confusion counts of confusion.npz. Scores on the day or night images only
+are the same computation with the other images weighted 0. `mmif.report.comparison` turns these
+into differences that include the seed-to-seed training variance:
+
+- against each baseline (`ReportConfig.baselines`): delta, its interval and p-value;
+- against the best method of the task: which methods cannot be told apart from it;
+- the known effects the synthetic manifest records (`Manifest.modality_visibility`): people at
+  night seen in infrared only, bicycles, lane markings and curbs in visible light only.
+
+Under the `frozen` and `finetune` protocols every method of a seed is scored by (or starts from)
+that seed's shared task model, so differences are taken within a seed; under `retrain` seeds are
+independent trainings and each method's own seed variance counts.
 """
 
 from __future__ import annotations
@@ -17,9 +27,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from mmif.report.ap import match_detections, mean_average_precision
+from mmif.data.layout import condition_of
+from mmif.logging_utils import progress_bar
+from mmif.protocol import is_paired
+from mmif.report.ap import average_precision, match_detections
+from mmif.report.comparison import (
+    Difference,
+    SeedScores,
+    best_set,
+    difference,
+    seed_std_of_differences,
+)
 from mmif.report.config import ReportConfig
 from mmif.report.loading import (
     ResultsError,
@@ -27,35 +46,86 @@ from mmif.report.loading import (
     load_confusion,
     load_predictions,
 )
-from mmif.report.stats import iou_from_confusion, nanmean_last, paired_bootstrap, resample_counts
+from mmif.report.stats import iou_from_confusion, nanmean_last, resample_counts
 
 log = logging.getLogger(__name__)
 
 #: marks of significant gains, one per baseline in config order
 GAIN_MARKS = ("*", "+", "#", "^", "~")
-#: the statistic tested per task
+#: the statistic tested per task, and its per-class counterpart
 TESTED_SCORE = {"detect": "mAP50", "segment": "mIoU"}
+PER_CLASS_SCORE = {"detect": "AP50", "segment": "IoU"}
+#: the subset of test images of every headline score
+ALL = "all"
 COLUMNS = [
-    "task", "score", "method", "baseline", "pairing", "n_seeds", "n_images", "method_value",
-    "baseline_value", "delta", "ci_low", "ci_high", "p_value", "significant", "verdict", "mark",
+    "task", "score", "method", "baseline", "protocol", "pairing", "n_seeds", "n_images",
+    "method_value", "baseline_value", "delta", "ci_low", "ci_high", "p_value", "seed_sd",
+    "se_seeds", "se_images", "df", "significant", "verdict", "mark",
+]  # fmt: skip
+BEST_COLUMNS = [
+    "task", "score", "method", "protocol", "value", "best", "delta_to_best", "ci_low",
+    "ci_high", "p_value", "indistinguishable",
+]  # fmt: skip
+SANITY_COLUMNS = [
+    "task", "effect", "class", "images", "expected", "better", "worse", "better_value",
+    "worse_value", "delta", "ci_low", "ci_high", "p_value", "seed_sd", "detected",
 ]  # fmt: skip
 
 
 @dataclass
-class TaskBootstrap:
-    """Full-set value and bootstrap values of one task statistic for every method and seed."""
+class TaskStatistics:
+    """Per-class scores of every run on the full test set and on B resampled sets, per subset.
+
+    full[method][seed][subset]: (C,) per-class value; boot[...]: (B, C). Subsets: "all" and,
+    when every test image names its condition, "day" and "night". mean_classes[method]: the
+    class indices averaged into the headline score (NaN classes left out).
+    """
 
     task: str
-    score: str
     stems: list[str]
-    full: dict[str, dict[int, float]] = field(default_factory=dict)  # method -> seed -> value
-    boot: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)  # method -> seed -> (B,)
+    classes: list[str]
+    protocols: dict[str, str] = field(default_factory=dict)
+    full: dict[str, dict[int, dict[str, np.ndarray]]] = field(default_factory=dict)
+    boot: dict[str, dict[int, dict[str, np.ndarray]]] = field(default_factory=dict)
+    mean_classes: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def score(self) -> str:
+        return TESTED_SCORE[self.task]
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.full)
+
+    def scores(self, method: str, class_name: str | None = None, subset: str = ALL) -> SeedScores:
+        """SeedScores of the headline score (class_name None) or of one class on a subset."""
+        full, boot = {}, {}
+        for seed, by_subset in self.full[method].items():
+            if class_name is None:
+                keep = self.mean_classes[method]
+                full[seed] = float(nanmean_last(by_subset[subset][keep]))
+                boot[seed] = nanmean_last(self.boot[method][seed][subset][:, keep])
+            else:
+                c = self.classes.index(class_name)
+                full[seed] = float(by_subset[subset][c])
+                boot[seed] = self.boot[method][seed][subset][:, c]
+        return SeedScores.from_mapping(full, boot)
+
+    def paired(self, *methods: str) -> bool:
+        """Whether the methods' seeds share task models (every one frozen or finetune)."""
+        return all(is_paired(self.protocols.get(m, "retrain")) for m in methods)
+
+    def subsets(self) -> list[str]:
+        first = next(iter(next(iter(self.full.values())).values()))
+        return list(first)
 
 
 @dataclass
 class Significance:
     comparisons: pd.DataFrame
-    tasks: dict[str, TaskBootstrap]
+    best: pd.DataFrame
+    sanity: pd.DataFrame
+    tasks: dict[str, TaskStatistics]
     notes: list[str]
 
 
@@ -70,22 +140,52 @@ def _common_stems(
     common = set.intersection(*sets) if sets else set()
     if any(len(s) != len(common) for s in sets):
         notes.append(
-            f"{task}: runs cover different test images; the bootstrap uses the {len(common)} images all runs share"
+            f"{task}: runs cover different test images; the statistics use the {len(common)} images all runs share"
         )
     return sorted(common)
 
 
-def detection_bootstrap(
+def condition_weights(stems: list[str]) -> dict[str, np.ndarray]:
+    """subset -> (N,) 0/1 image weights: "all", plus "day" / "night" when every stem names one."""
+    out = {ALL: np.ones(len(stems))}
+    labels = [condition_of(s) for s in stems]
+    if labels and all(labels) and len(set(labels)) > 1:
+        arr = np.asarray(labels)
+        for cond in ("day", "night"):
+            out[cond] = (arr == cond).astype(np.float64)
+    return out
+
+
+def _protocol(run: SeedRun) -> str:
+    return str(run.metrics.get("protocol") or "retrain")
+
+
+def _protocols(runs: dict[str, dict[int, SeedRun]], notes: list[str], task: str) -> dict[str, str]:
+    out = {}
+    for method, seeds in runs.items():
+        found = sorted({_protocol(r) for r in seeds.values()})
+        if len(found) > 1:
+            notes.append(
+                f"{task}/{method}: seeds under different protocols ({', '.join(found)}); "
+                "compared as independent trainings"
+            )
+            out[method] = "retrain"
+        else:
+            out[method] = found[0]
+    return out
+
+
+def detection_statistics(
     runs: dict[str, dict[int, SeedRun]], cfg: ReportConfig, notes: list[str]
-) -> TaskBootstrap | None:
-    """mAP50 on the full test set and on `cfg.bootstrap_samples` resampled sets per run."""
+) -> TaskStatistics | None:
+    """Per-class AP50 of every run on the full test set and on the resampled sets."""
     preds = {}
     for method, seeds in runs.items():
         for seed, run in seeds.items():
             path = run.file("predictions.json")
             if path is None:
                 notes.append(
-                    f"detect/{method}/seed_{seed}: no predictions.json, left out of the bootstrap"
+                    f"detect/{method}/seed_{seed}: no predictions.json, left out of the statistics"
                 )
                 continue
             preds[(method, seed)] = load_predictions(path)
@@ -100,31 +200,37 @@ def detection_bootstrap(
             )
     stems = _common_stems({k: p.stems for k, p in preds.items()}, "detect", notes)
     if not stems:
-        notes.append("detect: the runs share no test image; no bootstrap")
+        notes.append("detect: the runs share no test image; no statistics")
         return None
-    weights = resample_counts(len(stems), cfg.bootstrap_samples, cfg.seed)
-    out = TaskBootstrap("detect", "mAP50", stems)
-    for (method, seed), p in tqdm(
+    weights = resample_counts(len(stems), cfg.bootstrap_samples, cfg.seed).astype(np.float64)
+    subsets = condition_weights(stems)
+    out = TaskStatistics("detect", stems, list(first.classes), _protocols(runs, notes, "detect"))
+    for (method, seed), p in progress_bar(
         preds.items(), desc="bootstrap detect", unit="run", disable=len(preds) < 4
     ):
         by_stem = p.by_stem()
         matched = match_detections([by_stem[s] for s in stems], len(p.classes), 0.5, cfg.max_dets)
-        out.full.setdefault(method, {})[seed] = float(mean_average_precision(matched))
-        out.boot.setdefault(method, {})[seed] = mean_average_precision(matched, weights)
+        out.full.setdefault(method, {})[seed] = {
+            name: average_precision(matched, w) for name, w in subsets.items()
+        }
+        out.boot.setdefault(method, {})[seed] = {
+            name: average_precision(matched, weights * w) for name, w in subsets.items()
+        }
+        out.mean_classes[method] = np.arange(len(p.classes))
     return out
 
 
-def segmentation_bootstrap(
+def segmentation_statistics(
     runs: dict[str, dict[int, SeedRun]], cfg: ReportConfig, notes: list[str]
-) -> TaskBootstrap | None:
-    """mIoU from summed confusion counts on the full test set and on resampled sets per run."""
+) -> TaskStatistics | None:
+    """Per-class IoU from summed confusion counts on the full test set and on resampled sets."""
     confs = {}
     for method, seeds in runs.items():
         for seed, run in seeds.items():
             path = run.file("confusion.npz")
             if path is None:
                 notes.append(
-                    f"segment/{method}/seed_{seed}: no confusion.npz, left out of the bootstrap"
+                    f"segment/{method}/seed_{seed}: no confusion.npz, left out of the statistics"
                 )
                 continue
             confs[(method, seed)] = (load_confusion(path), run)
@@ -132,18 +238,31 @@ def segmentation_bootstrap(
         return None
     stems = _common_stems({k: c.stems for k, (c, _) in confs.items()}, "segment", notes)
     if not stems:
-        notes.append("segment: the runs share no test image; no bootstrap")
+        notes.append("segment: the runs share no test image; no statistics")
         return None
-    weights = resample_counts(len(stems), cfg.bootstrap_samples, cfg.seed)
-    out = TaskBootstrap("segment", "mIoU", stems)
+    weights = resample_counts(len(stems), cfg.bootstrap_samples, cfg.seed).astype(np.float64)
+    subsets = condition_weights(stems)
+    first = next(iter(confs.values()))[0]
+    out = TaskStatistics(
+        "segment", stems, list(first.class_names), _protocols(runs, notes, "segment")
+    )
     for (method, seed), (conf, run) in confs.items():
-        keep = _miou_classes(conf.class_names, run)
-        counts = conf.reindexed(stems)
+        if conf.class_names != first.class_names:
+            raise ResultsError(
+                f"segment/{method}/seed_{seed}/confusion.npz: classes {conf.class_names} differ "
+                f"from {first.class_names}; re-run `mmif segment` on one dataset"
+            )
+        counts = conf.reindexed(stems).astype(np.float64)
         c = counts.shape[1]
-        full_iou = iou_from_confusion(counts.sum(axis=0))[keep]
-        out.full.setdefault(method, {})[seed] = float(nanmean_last(full_iou))
-        summed = (weights @ counts.reshape(len(stems), c * c)).reshape(-1, c, c)
-        out.boot.setdefault(method, {})[seed] = nanmean_last(iou_from_confusion(summed)[:, keep])
+        flat = counts.reshape(len(stems), c * c)
+        out.full.setdefault(method, {})[seed] = {
+            name: iou_from_confusion((w @ flat).reshape(c, c)) for name, w in subsets.items()
+        }
+        out.boot.setdefault(method, {})[seed] = {
+            name: iou_from_confusion(((weights * w) @ flat).reshape(-1, c, c))
+            for name, w in subsets.items()
+        }
+        out.mean_classes[method] = _miou_classes(conf.class_names, run)
     return out
 
 
@@ -156,50 +275,50 @@ def _miou_classes(class_names: list[str], run: SeedRun) -> np.ndarray:
     return np.array([class_names.index(n) for n in listed])
 
 
-def compare(task: TaskBootstrap, baselines: list[str], cfg: ReportConfig) -> list[dict]:
-    """One row per (method, baseline) present in `task`."""
+def _pairing(d: Difference) -> str:
+    return "within seed (shared models)" if d.paired else "independent seeds"
+
+
+def compare(stats: TaskStatistics, baselines: list[str], cfg: ReportConfig) -> list[dict]:
+    """One row per (method, baseline) present in `stats`."""
     rows = []
+    n_images = len(stats.stems)
     for bi, baseline in enumerate(baselines):
-        if baseline not in task.full:
+        if baseline not in stats.full:
             continue
-        for method in task.full:
+        base_scores = stats.scores(baseline)
+        for method in stats.methods:
             if method == baseline:
                 continue
-            shared = sorted(set(task.full[method]) & set(task.full[baseline]))
-            if shared:
-                pairing = "by seed"
-                mf = [task.full[method][s] for s in shared]
-                bf = [task.full[baseline][s] for s in shared]
-                mb = np.stack([task.boot[method][s] for s in shared])
-                bb = np.stack([task.boot[baseline][s] for s in shared])
-                n_seeds = len(shared)
-            else:
-                pairing = "seed means (no shared seed)"
-                mf = [np.mean(list(task.full[method].values()))]
-                bf = [np.mean(list(task.full[baseline].values()))]
-                mb = np.mean(np.stack(list(task.boot[method].values())), axis=0, keepdims=True)
-                bb = np.mean(np.stack(list(task.boot[baseline].values())), axis=0, keepdims=True)
-                n_seeds = min(len(task.full[method]), len(task.full[baseline]))
-            cmp = paired_bootstrap(mf, bf, mb, bb, cfg.ci_level)
-            significant = bool(
-                np.isfinite(cmp.p_value) and cmp.p_value < cfg.alpha and cmp.delta != 0
-            )
-            verdict = ("gain" if cmp.delta > 0 else "loss") if significant else "n.s."
+            m_scores = stats.scores(method)
+            paired = stats.paired(method, baseline)
+            d = difference(m_scores, base_scores, paired, cfg.ci_level, n_images)
+            significant = d.significant(cfg.alpha)
+            verdict = ("gain" if d.delta > 0 else "loss") if significant else "n.s."
+            if not d.training_variance:
+                verdict = "untested (one seed)"
             rows.append(
                 {
-                    "task": task.task,
-                    "score": task.score,
+                    "task": stats.task,
+                    "score": stats.score,
                     "method": method,
                     "baseline": baseline,
-                    "pairing": pairing,
-                    "n_seeds": n_seeds,
-                    "n_images": len(task.stems),
-                    "method_value": float(np.mean(mf)),
-                    "baseline_value": float(np.mean(bf)),
-                    "delta": cmp.delta,
-                    "ci_low": cmp.ci_low,
-                    "ci_high": cmp.ci_high,
-                    "p_value": cmp.p_value,
+                    "protocol": stats.protocols.get(method, "retrain"),
+                    "pairing": _pairing(d),
+                    "n_seeds": min(d.n_seeds),
+                    "n_images": n_images,
+                    "method_value": d.a_mean,
+                    "baseline_value": d.b_mean,
+                    "delta": d.delta,
+                    "ci_low": d.ci_low,
+                    "ci_high": d.ci_high,
+                    "p_value": d.p_value,
+                    "seed_sd": seed_std_of_differences(m_scores, base_scores)
+                    if d.paired
+                    else np.nan,
+                    "se_seeds": d.se_seed,
+                    "se_images": d.se_image,
+                    "df": d.df,
                     "significant": significant,
                     "verdict": verdict,
                     "mark": mark_for(bi) if verdict == "gain" else "",
@@ -208,40 +327,171 @@ def compare(task: TaskBootstrap, baselines: list[str], cfg: ReportConfig) -> lis
     return rows
 
 
-BOOTSTRAPS: dict[str, Callable[..., TaskBootstrap | None]] = {
-    "detect": detection_bootstrap,
-    "segment": segmentation_bootstrap,
+def best_rows(stats: TaskStatistics, cfg: ReportConfig) -> list[dict]:
+    """The best method of the task and, per method, whether it is indistinguishable from it."""
+    scores = {m: stats.scores(m) for m in stats.methods}
+    result = best_set(
+        scores, stats.paired(*stats.methods), cfg.alpha, cfg.ci_level, len(stats.stems)
+    )
+    if result is None:
+        return []
+    rows = []
+    for method in [result.best, *sorted(result.against_best, key=lambda m: -scores[m].mean)]:
+        d = result.against_best.get(method)
+        rows.append(
+            {
+                "task": stats.task,
+                "score": stats.score,
+                "method": method,
+                "protocol": stats.protocols.get(method, "retrain"),
+                "value": scores[method].mean,
+                "best": result.best,
+                "delta_to_best": -d.delta if d else 0.0,
+                "ci_low": -d.ci_high if d else 0.0,
+                "ci_high": -d.ci_low if d else 0.0,
+                "p_value": d.p_value if d else np.nan,
+                "indistinguishable": method in result.indistinguishable,
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class KnownEffect:
+    """A difference the dataset was built to show: `better` beats `worse` on `class_name`
+    over the `subset` images (e.g. ir > vis for people at night)."""
+
+    class_name: str
+    subset: str
+    better: str
+    worse: str
+
+    @property
+    def label(self) -> str:
+        where = "" if self.subset == ALL else f" at {self.subset}"
+        return f"{self.class_name}{where}: {self.better} > {self.worse}"
+
+
+def known_effects(visibility: dict[str, dict[str, bool]], classes: list[str]) -> list[KnownEffect]:
+    """Effects implied by the manifest's record of which modality sees which class.
+
+    visibility: class -> {"ir", "vis_day", "vis_night"} (or {"ir", "vis"}) booleans, as the
+    synthetic generator writes it. A class seen in infrared but not in visible light at night
+    gives "ir > vis at night" (people); one seen in visible light but not in infrared gives
+    "vis > ir" over the images where visible light sees it (bicycles, lane markings, curbs).
+    """
+    out = []
+    for name in classes:
+        v = visibility.get(name)
+        if not v:
+            continue
+        ir = bool(v.get("ir"))
+        day = bool(v.get("vis_day", v.get("vis")))
+        night = bool(v.get("vis_night", v.get("vis")))
+        if ir and not night:
+            out.append(KnownEffect(name, "night" if day else ALL, "ir", "vis"))
+        elif ir and not day:
+            out.append(KnownEffect(name, "day", "ir", "vis"))
+        if not ir and (day or night):
+            subset = ALL if day and night else ("day" if day else "night")
+            out.append(KnownEffect(name, subset, "vis", "ir"))
+    return out
+
+
+def sanity_rows(
+    stats: TaskStatistics, visibility: dict[str, dict[str, bool]], cfg: ReportConfig
+) -> list[dict]:
+    """Each known effect of the data with its interval and whether the study detects it."""
+    rows = []
+    available = stats.subsets()
+    for effect in known_effects(visibility, stats.classes):
+        if effect.better not in stats.full or effect.worse not in stats.full:
+            continue
+        if effect.subset not in available:
+            continue
+        a = stats.scores(effect.better, effect.class_name, effect.subset)
+        b = stats.scores(effect.worse, effect.class_name, effect.subset)
+        d = difference(
+            a, b, stats.paired(effect.better, effect.worse), cfg.ci_level, len(stats.stems)
+        )
+        rows.append(
+            {
+                "task": stats.task,
+                "effect": effect.label,
+                "class": effect.class_name,
+                "images": effect.subset,
+                "expected": f"{effect.better} > {effect.worse}",
+                "better": effect.better,
+                "worse": effect.worse,
+                "better_value": d.a_mean,
+                "worse_value": d.b_mean,
+                "delta": d.delta,
+                "ci_low": d.ci_low,
+                "ci_high": d.ci_high,
+                "p_value": d.p_value,
+                "seed_sd": seed_std_of_differences(a, b) if d.paired else np.nan,
+                "detected": bool(d.significant(cfg.alpha) and d.delta > 0),
+            }
+        )
+    return rows
+
+
+STATISTICS: dict[str, Callable[..., TaskStatistics | None]] = {
+    "detect": detection_statistics,
+    "segment": segmentation_statistics,
 }
 
 
-def significance(runs: dict[str, dict[str, dict[int, SeedRun]]], cfg: ReportConfig) -> Significance:
-    """Bootstrap every task that has runs and compare each method with each baseline."""
+def significance(
+    runs: dict[str, dict[str, dict[int, SeedRun]]],
+    cfg: ReportConfig,
+    visibility: dict[str, dict[str, bool]] | None = None,
+) -> Significance:
+    """Score every task that has runs; compare with the baselines, the best and known effects."""
     notes: list[str] = []
-    tasks: dict[str, TaskBootstrap] = {}
+    tasks: dict[str, TaskStatistics] = {}
     rows: list[dict] = []
+    best: list[dict] = []
+    sanity: list[dict] = []
     if cfg.bootstrap_samples == 0:
-        notes.append("bootstrap_samples is 0: no significance test")
-        return Significance(pd.DataFrame(columns=COLUMNS), tasks, notes)
-    for task, fn in BOOTSTRAPS.items():
+        notes.append("bootstrap_samples is 0: no intervals or tests")
+        return Significance(
+            pd.DataFrame(columns=COLUMNS),
+            pd.DataFrame(columns=BEST_COLUMNS),
+            pd.DataFrame(columns=SANITY_COLUMNS),
+            tasks,
+            notes,
+        )
+    for task, fn in STATISTICS.items():
         task_runs = runs.get(task) or {}
         if not task_runs:
             continue
-        boot = fn(task_runs, cfg, notes)
-        if boot is None:
+        stats = fn(task_runs, cfg, notes)
+        if stats is None:
             continue
-        tasks[task] = boot
-        missing = [b for b in cfg.baselines if b not in boot.full]
+        tasks[task] = stats
+        missing = [b for b in cfg.baselines if b not in stats.full]
         if missing:
             notes.append(
                 f"{task}: baseline(s) {', '.join(missing)} have no runs; no comparison with them"
             )
-        task_rows = compare(boot, list(cfg.baselines), cfg)
+        task_rows = compare(stats, list(cfg.baselines), cfg)
         rows.extend(task_rows)
+        best.extend(best_rows(stats, cfg))
+        if visibility:
+            sanity.extend(sanity_rows(stats, visibility, cfg))
         log.info(
-            "%s: bootstrap of %s on %d images, %d comparisons",
+            "%s: %s on %d images x %d resamples, %d comparisons",
             task,
-            boot.score,
-            len(boot.stems),
+            stats.score,
+            len(stats.stems),
+            cfg.bootstrap_samples,
             len(task_rows),
         )
-    return Significance(pd.DataFrame(rows, columns=COLUMNS), tasks, notes)
+    return Significance(
+        pd.DataFrame(rows, columns=COLUMNS),
+        pd.DataFrame(best, columns=BEST_COLUMNS),
+        pd.DataFrame(sanity, columns=SANITY_COLUMNS),
+        tasks,
+        notes,
+    )

@@ -1,7 +1,8 @@
-"""Statistics of the report: t-intervals over seeds, the paired bootstrap, rank correlation.
+"""Statistics of the report: t-intervals over seeds, bootstrap resampling, rank correlation.
 
-Everything here is pure numpy/scipy on arrays; the task-specific statistics (mAP50 from
-predictions, mIoU from confusion counts) are in `mmif.report.significance`.
+Everything here is pure numpy/scipy on arrays; differences between methods with seed and image
+variance are in `mmif.report.comparison`, the task-specific statistics (AP from predictions,
+IoU from confusion counts) in `mmif.report.significance`.
 """
 
 from __future__ import annotations
@@ -77,63 +78,6 @@ def nanmean_last(x: np.ndarray) -> np.ndarray:
     count = valid.sum(axis=-1)
     total = np.where(valid, x, 0.0).sum(axis=-1)
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
-@dataclass(frozen=True)
-class BootstrapComparison:
-    """Method minus baseline on the full test set and its bootstrap distribution."""
-
-    delta: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    n_resamples: int
-
-
-def bootstrap_pvalue(deltas: np.ndarray) -> float:
-    """Two-sided p-value of H0 "no difference" from bootstrap differences (interval inversion).
-
-    p = 2 * min(share of resamples <= 0, share >= 0), each with the +1 correction of a Monte
-    Carlo test, capped at 1: the smallest alpha for which the percentile interval of the
-    difference still excludes 0.
-    """
-    d = np.asarray(deltas, dtype=np.float64)
-    d = d[np.isfinite(d)]
-    if len(d) == 0:
-        return np.nan
-    b = len(d)
-    low = (1 + np.count_nonzero(d <= 0)) / (b + 1)
-    high = (1 + np.count_nonzero(d >= 0)) / (b + 1)
-    return float(min(1.0, 2.0 * min(low, high)))
-
-
-def paired_bootstrap(
-    method_full: Sequence[float],
-    baseline_full: Sequence[float],
-    method_boot: np.ndarray,
-    baseline_boot: np.ndarray,
-    level: float = 0.95,
-) -> BootstrapComparison:
-    """Compare a method with a baseline over seeds paired by seed number.
-
-    method_full/baseline_full: (S,) statistic on the full test set for each shared seed;
-    method_boot/baseline_boot: (S, B) the statistic on the same B resampled image sets.
-    The seeds are pooled by averaging the per-seed differences, so the test asks whether the
-    seed-averaged score differs; training randomness enters only through that average.
-    """
-    mf, bf = np.asarray(method_full, float), np.asarray(baseline_full, float)
-    mb, bb = np.atleast_2d(method_boot).astype(float), np.atleast_2d(baseline_boot).astype(float)
-    if mb.shape != bb.shape or mb.shape[0] != len(mf) or len(mf) != len(bf):
-        raise ValueError(
-            f"shape mismatch: method {mb.shape}/{mf.shape}, baseline {bb.shape}/{bf.shape}"
-        )
-    delta = float(np.mean(mf - bf))
-    deltas = (mb - bb).mean(axis=0)
-    finite = deltas[np.isfinite(deltas)]
-    if len(finite) == 0:
-        return BootstrapComparison(delta, np.nan, np.nan, np.nan, 0)
-    lo, hi = np.quantile(finite, [0.5 - level / 2.0, 0.5 + level / 2.0])
-    return BootstrapComparison(delta, float(lo), float(hi), bootstrap_pvalue(finite), len(finite))
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, int]:

@@ -91,12 +91,43 @@ def headline_scores(task: str, runs: dict[str, dict[int, SeedRun]]) -> list[str]
     return head or present[:2]
 
 
+def task_protocols(runs: dict[str, dict[int, SeedRun]]) -> dict[str, str]:
+    """method -> the protocol its runs were scored under ("frozen (finetune asked)" when a
+    method without fused train images fell back to frozen); "retrain" for older results."""
+    out = {}
+    for method, seeds in runs.items():
+        got = sorted({str(r.metrics.get("protocol") or "retrain") for r in seeds.values()})
+        asked = sorted(
+            {
+                str(r.metrics["requested_protocol"])
+                for r in seeds.values()
+                if r.metrics.get("requested_protocol")
+            }
+        )
+        text = "+".join(got)
+        if asked:
+            text += f" ({'+'.join(asked)} asked; no fused train images)"
+        out[method] = text
+    return out
+
+
+def protocol_text(protocols: dict[str, str]) -> str:
+    """One protocol for a task ("frozen"), or the common one with the exceptions named."""
+    if not protocols:
+        return "n/a"
+    values = list(protocols.values())
+    main = max(dict.fromkeys(values), key=values.count)
+    others = [f"{m}: {p}" for m, p in protocols.items() if p != main]
+    return main + (f" ({'; '.join(others)})" if others else "")
+
+
 def task_summary(
     task: str, runs: dict[str, dict[int, SeedRun]], methods: list[str], level: float
 ) -> pd.DataFrame:
     """Long table: one row per method and score with mean, std and t-interval over seeds."""
     rows = []
     scores = task_scores(task, runs)
+    protocols = task_protocols(runs)
     for m in methods:
         seeds = runs.get(m)
         if not seeds:
@@ -115,11 +146,23 @@ def task_summary(
                     "ci_high": s.ci_high,
                     "n_seeds": s.n,
                     "seeds": " ".join(str(k) for k in seeds),
+                    "protocol": protocols[m],
                 }
             )
     return pd.DataFrame(
         rows,
-        columns=["task", "method", "score", "mean", "std", "ci_low", "ci_high", "n_seeds", "seeds"],
+        columns=[
+            "task",
+            "method",
+            "score",
+            "mean",
+            "std",
+            "ci_low",
+            "ci_high",
+            "n_seeds",
+            "seeds",
+            "protocol",
+        ],  # fmt: skip
     )
 
 
@@ -135,7 +178,7 @@ def task_display(
         sub = summary[summary["method"] == m].set_index("score")
         if sub.empty:
             continue
-        row = {"method": m, "seeds": int(sub["n_seeds"].max())}
+        row = {"method": m, "protocol": sub["protocol"].iloc[0], "seeds": int(sub["n_seeds"].max())}
         for score in scores:
             if score not in sub.index:
                 row[score] = "n/a"

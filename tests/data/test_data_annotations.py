@@ -7,6 +7,7 @@ from mmif.data.annotations import (
     read_class_list,
     read_voc,
     read_yolo,
+    read_yolo_file,
     salient_from_boxes,
     salient_from_mask,
     salient_ids,
@@ -79,18 +80,26 @@ def test_voc_size_disagreement_is_a_warning(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "text, match",
+    "text, line, match",
     [
-        ("0 0.5 0.5 0.1\n", "line 1: expected 5 values"),
-        ("0 0.5 0.5 0.1 0.1\n1 0.5 x 0.1 0.1\n", "line 2: non-numeric"),
-        ("1.5 0.5 0.5 0.1 0.1\n", "not an integer"),
+        ("0 0.5 0.5 0.1\n", 1, "expected 5 values"),
+        ("0 0.5 0.5 0.1 0.1\n1 0.5 x 0.1 0.1\n", 2, r"field 3 \(cy\) 'x' is not a number"),
+        ("1.5 0.5 0.5 0.1 0.1\n", 1, r"field 1 \(class id\) '1.5' is not a non-negative integer"),
+        ("inf 0.5 0.5 0.1 0.1\n", 1, r"field 1 \(class id\) 'inf' is not a finite number"),
+        ("nan 0.5 0.5 0.1 0.1\n", 1, r"field 1 \(class id\) 'nan' is not a finite number"),
+        ("\n0 nan 0.5 0.1 0.1\n", 2, r"field 2 \(cx\) 'nan' is not a finite number"),
+        ("0 0.5 0.5 0.1 -inf\n", 1, r"field 5 \(h\) '-inf' is not a finite number"),
+        ("-1 0.5 0.5 0.1 0.1\n", 1, r"field 1 \(class id\) '-1' is not a non-negative integer"),
     ],
 )
-def test_yolo_malformed_lines(tmp_path, text, match):
+def test_yolo_malformed_lines(tmp_path, text, line, match):
     p = tmp_path / "s.txt"
     p.write_text(text)
-    with pytest.raises(DatasetError, match=match):
-        read_yolo(p, Report())
+    with pytest.raises(DatasetError, match=f"s.txt: line {line}: {match}"):
+        read_yolo(p, Report())  # prepare (and --check)
+    # CoCoNet's salient masks read labels with the same line parser: same message
+    with pytest.raises(DatasetError, match=f"s.txt:{line}: {match}"):
+        read_yolo_file(p)
 
 
 def test_yolo_blank_lines_and_float_class(tmp_path):

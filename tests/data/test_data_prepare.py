@@ -91,6 +91,7 @@ def test_pipeline_stage_runs_an_adapter(folders_root, tmp_path):
         det_labels=None,
         out=tmp_path / "out",
         check=False,
+        overwrite=False,
         params=str(tmp_path / "none.yaml"),
     )
     assert stage.run(args) == 0

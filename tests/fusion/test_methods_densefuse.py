@@ -75,6 +75,7 @@ def test_training_writes_outputs_and_loss_falls(trained):
     assert metrics["n_patches"] == n_patches and metrics["n_train_images"] == 12
     assert metrics["final_loss"] < 0.9 * metrics["first_epoch_loss"]
     assert sorted(p.name for p in trained.iterdir()) == [
+        "checkpoints",  # last.pt: continued by a run with more epochs
         "densefuse.pt",
         "loss_curve.csv",
         "train_metrics.json",
@@ -116,15 +117,37 @@ def test_training_is_deterministic_and_resumes_to_the_same_weights(
     monkeypatch.setattr(train_module, "reconstruction_loss", failing_loss)
     with pytest.raises(KeyboardInterrupt):
         train_densefuse(tiny_synthetic, tmp_path, TINY, progress=False)
-    assert (tmp_path / train_module.CHECKPOINT_NAME).exists() and not (
-        tmp_path / "densefuse.pt"
-    ).exists()
+    checkpoint = tmp_path / "checkpoints" / train_module.CHECKPOINT_NAME
+    assert checkpoint.exists() and not (tmp_path / "densefuse.pt").exists()
     monkeypatch.setattr(train_module, "reconstruction_loss", real_loss)
     train_densefuse(tiny_synthetic, tmp_path, TINY, progress=False)
     resumed = torch.load(tmp_path / "densefuse.pt", weights_only=True)["state_dict"]
     for k, v in reference.items():
         torch.testing.assert_close(resumed[k], v, atol=0, rtol=0)
-    assert not (tmp_path / train_module.CHECKPOINT_NAME).exists()
+    assert checkpoint.exists()  # kept: a run with more epochs continues from it
+
+
+def test_more_epochs_continue_and_other_changes_start_afresh(tiny_synthetic, tmp_path, caplog):
+    two = replace(TINY, epochs=2)
+    train_densefuse(tiny_synthetic, tmp_path / "grown", replace(TINY, epochs=1), progress=False)
+    with caplog.at_level(logging.INFO):
+        train_densefuse(tiny_synthetic, tmp_path / "grown", two, progress=False)
+    assert "continuing from" in caplog.text and "1 of 2 epochs finished" in caplog.text
+    train_densefuse(tiny_synthetic, tmp_path / "fresh", two, progress=False)
+    grown = torch.load(tmp_path / "grown" / "densefuse.pt", weights_only=True)["state_dict"]
+    fresh = torch.load(tmp_path / "fresh" / "densefuse.pt", weights_only=True)["state_dict"]
+    for k, v in fresh.items():
+        torch.testing.assert_close(grown[k], v, atol=0, rtol=0)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        train_densefuse(tiny_synthetic, tmp_path / "grown", replace(two, lr=2e-3), progress=False)
+    assert "not continued (lr changed" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        train_densefuse(
+            tiny_synthetic, tmp_path / "grown", replace(two, lr=2e-3, epochs=1), progress=False
+        )
+    assert "more than the 1 configured" in caplog.text
 
 
 def test_registered_trainer_and_missing_weights(tiny_synthetic, tmp_path, caplog):

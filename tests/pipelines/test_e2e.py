@@ -1,9 +1,11 @@
 """End-to-end: `dvc repro` through every stage on a tiny profile, in a copy of the repository.
 
-Checks the whole chain runs offline, `dvc metrics show` lists every method's fusion metrics,
-mAP50 and mIoU, every seed of every method is trained (the tiny profile's two seeds in parallel
-worker processes, as on any CPU), a second `dvc repro` does nothing, and
-changing one method's parameter makes only that method's stages (and the report) stale.
+Checks the whole chain runs offline under each task protocol (frozen, the default; finetune and
+retrain as `dvc exp run` experiments), `dvc metrics show` lists every method's fusion metrics,
+mAP50 and mIoU with the protocol, every seed of every method is scored (the shared models' two
+seeds trained in parallel worker processes, as on any CPU), a second `dvc repro` does nothing,
+changing one method's parameter makes only that method's stages (and the report) stale, and an
+external method with test images only is scored by the shared models.
 """
 
 from __future__ import annotations
@@ -28,8 +30,16 @@ TINY = {
     "synthetic": {"seed": 0, "width": 96, "height": 64, "n_train": 8, "n_val": 4, "n_test": 4},
     "methods": ["ir", "vis", "weighted", "coconet"],
     "seeds": [0, 1],
-    "detect": {"epochs": 1, "imgsz": 96, "batch": 4},
-    "segment": {"epochs": 1, "batch_size": 4},
+    "detect": {
+        "base": {"epochs": 1, "imgsz": 96, "batch": 4, "nbs": 4},
+        "finetune": {"epochs": 1},
+        "retrain": {"epochs": 1, "imgsz": 96, "batch": 4, "nbs": 4},
+    },
+    "segment": {
+        "base": {"epochs": 1, "batch_size": 4},
+        "finetune": {"epochs": 1},
+        "retrain": {"epochs": 1, "batch_size": 4},
+    },
     "report": {"bootstrap_samples": 50, "n_grid_images": 2},
 }
 
@@ -38,7 +48,10 @@ def _tiny_params() -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params.update({k: v for k, v in TINY.items() if k not in ("detect", "segment", "report")})
     for key in ("detect", "segment", "report"):
-        params[key] = {**(params.get(key) or {}), **TINY[key]}
+        section = dict(params.get(key) or {})
+        for sub, values in TINY[key].items():
+            section[sub] = {**section[sub], **values} if isinstance(values, dict) else values
+        params[key] = section
     coconet = params["fusion"]["coconet"]
     coconet.update(
         {
@@ -106,13 +119,17 @@ def test_every_stage_wrote_its_outputs(workspace):
                 (workspace / "results" / "scores" / task / f"{method}.json").read_text()
             )
             assert summary["seeds"] == TINY["seeds"]
+            assert summary["protocol"] == "frozen"
             per_seed = [summary["per_seed"][str(s)][score] for s in TINY["seeds"]]
             assert summary[score] == pytest.approx(sum(per_seed) / len(per_seed))
-            # on the CPU both seeds ran in worker processes, each with its log
-            for seed in TINY["seeds"] if not _cuda_available() else []:
-                assert (
-                    workspace / "results" / task / method / "logs" / f"seed_{seed}.log"
-                ).exists()
+    for task in ("detect", "segment"):
+        base = workspace / "models" / f"{task}_base"
+        assert json.loads((base / "base.json").read_text())["seeds"] == TINY["seeds"]
+        for seed in TINY["seeds"]:
+            assert (base / f"seed_{seed}" / "model.pt").is_file()
+            # on the CPU both seeds of the shared model trained in worker processes
+            if not _cuda_available():
+                assert (base / "logs" / f"seed_{seed}.log").exists()
         for seed in TINY["seeds"]:  # every method x seed
             det = json.loads(
                 (
@@ -126,6 +143,7 @@ def test_every_stage_wrote_its_outputs(workspace):
             )
             assert 0.0 <= det["mAP50"] <= 1.0 and det["seed"] == seed
             assert 0.0 <= seg["mIoU"] <= 1.0 and seg["seed"] == seed
+            assert det["protocol"] == seg["protocol"] == "frozen"
     assert (workspace / "models" / "coconet" / "coconet.pt").exists()
     report = workspace / "results" / "report"
     assert (report / "report.html").exists() and (report / "report.md").exists()
@@ -139,7 +157,28 @@ def test_metrics_show_lists_every_method(workspace):
         assert f"results/fusion_metrics/{method}.json" in text
         assert f"results/scores/detect/{method}.json" in text
         assert f"results/scores/segment/{method}.json" in text
-    assert "mAP50" in text and "mIoU" in text
+    assert "mAP50" in text and "mIoU" in text and '"protocol": "frozen"' in text
+
+
+def test_other_protocols_run_as_an_experiment(workspace):
+    # one experiment covers both other protocols: finetune for detection, retrain for
+    # segmentation (each task's stages read only their own section)
+    protocols = {"detect": "finetune", "segment": "retrain"}
+    _run(
+        [
+            "dvc", "exp", "run", "--temp", "-n", "tiny-protocols",
+            "-S", "detect.protocol=finetune", "-S", "segment.protocol=retrain",
+        ],
+        workspace,
+    )  # fmt: skip
+    table = _run(["dvc", "exp", "show", "--csv"], workspace)
+    rows = list(csv.DictReader(io.StringIO(table[table.index("Experiment") :])))
+    row = next(r for r in rows if r["Experiment"] == "tiny-protocols")
+    for task, score in (("detect", "mAP50"), ("segment", "mIoU")):
+        cols = [c for c in row if c.endswith(f":{score}") and f"scores/{task}/" in c]
+        assert cols and all(row[c] not in ("", "!") for c in cols), {c: row[c] for c in cols}
+        cols = [c for c in row if c.endswith(":protocol") and f"scores/{task}/" in c]
+        assert cols and all(row[c] == protocols[task] for c in cols), {c: row[c] for c in cols}
 
 
 def test_experiment_keeps_metrics_and_plots(workspace):
@@ -173,6 +212,7 @@ def test_second_repro_does_nothing_and_param_change_is_local(workspace):
     assert stale, "changing fusion.weighted should make its stages stale"
     assert all("weighted" in s or s.endswith("report") for s in stale), stale
     assert any(s.startswith("fuse@weighted") or "fuse@weighted" in s for s in stale)
+    assert not any("_base" in s for s in stale)  # the shared task models do not depend on it
 
 
 def test_dvc_plots_definitions_resolve(workspace):
@@ -188,3 +228,27 @@ def test_dvc_plots_definitions_resolve(workspace):
         assert plot_id in data, sorted(data)
         values = data[plot_id][0]["content"]["data"]["values"]
         assert len(values) >= n_min, (plot_id, values)
+
+
+def test_external_method_with_test_images_only_is_scored_frozen(workspace):
+    """The user path of a published method: a flat folder of fused test images. Its scores come
+    from the shared models; with the visible images as its 'fusion' it scores exactly as vis."""
+    folder = workspace / "published"
+    folder.mkdir()
+    for image in (workspace / "data" / "fused" / "vis" / "test").glob("*.png"):
+        shutil.copy2(image, folder / image.name)
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["methods"] = [*params["methods"], "external_pub"]
+    params["fusion"]["external_pub"] = {"dir": "published"}
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = _run(["dvc", "status", "--json"], workspace)
+    stale = set(json.loads(status[status.index("{") :]))
+    assert not any("_base" in s for s in stale) and any("external_pub" in s for s in stale)
+    _run(["dvc", "repro"], workspace)
+    for task in ("detect", "segment"):
+        ext = json.loads(
+            (workspace / "results" / "scores" / task / "external_pub.json").read_text()
+        )
+        vis = json.loads((workspace / "results" / "scores" / task / "vis.json").read_text())
+        assert ext["protocol"] == "frozen"
+        assert ext["per_seed"] == vis["per_seed"], (task, ext, vis)

@@ -83,6 +83,7 @@ def build_fake_tree(
     fusion_metrics: tuple[str, ...] = ("EN", "SSIM", "MSE"),
     write_images: bool = True,
     skipped_tasks: bool = False,
+    protocol: str | None = None,
 ) -> FakeTree:
     """Write a prepared dataset, fused images and a results tree under `root`.
 
@@ -90,7 +91,10 @@ def build_fake_tree(
     methods with clearly different quality differ significantly on the tasks.
     skipped_tasks: with detect/segment False, write the stages' "skipped" placeholder outputs
     (pipelines.tasks.write_skipped) as a dataset without labels gets.
+    protocol: written into every task metrics.json (None: no key, as results from before the
+    protocols, read as retrain).
     """
+    extra = {"protocol": protocol} if protocol else {}
     rng = np.random.default_rng(123)
     tree = FakeTree(
         results=root / "results", data=root / "data" / "prepared", fused=root / "data" / "fused"
@@ -132,7 +136,6 @@ def build_fake_tree(
         _json(fm / f"{m}.json", {"convention": "cddfuse", "n_images": n_images, **values})
         rows = ["name," + ",".join(fusion_metrics)]
         rows += [f"{s}," + ",".join(str(values[k]) for k in fusion_metrics) for s in tree.stems]
-        rows.append("mean," + ",".join(str(values[k]) for k in fusion_metrics))
         (fm / f"{m}_per_image.csv").write_text("\n".join(rows) + "\n")
 
     gt = [_boxes(rng, int(rng.integers(1, 4))) for _ in tree.stems]
@@ -151,7 +154,7 @@ def build_fake_tree(
                     "mAP50": q, "mAP50_95": q / 2, "precision": q, "recall": q, "tm_mAP50": q, "tm_mAP50_95": q / 2,
                     "per_class": {c: {"AP50": q, "AP50_95": q / 2} for c in DET_CLASSES},
                     "n_test_images": n_images, "epochs": 2, "epochs_run": 2, "val_split": "val", "model": "yolo11n",
-                    "pretrained": False, "seed": s,
+                    "pretrained": False, "seed": s, **extra,
                 })  # fmt: skip
                 (d / "curves.csv").write_text(
                     "epoch,box_loss,cls_loss,dfl_loss,precision,recall,mAP50,mAP50_95\n"
@@ -170,6 +173,7 @@ def build_fake_tree(
                     "per_class": {c: {"IoU": q} for c in SEG_CLASSES},
                     "absent_classes": [], "n_test_images": n_images, "n_train_images": 5, "n_val_images": 2, "best_epoch": 1,
                     "epochs": 2, "arch": "Unet", "encoder": "resnet18", "pretrained": False, "seed": s, "device": "cpu",
+                    **extra,
                 })  # fmt: skip
                 (d / "curves.csv").write_text("epoch,train_loss,val_mIoU\n1,1.0,0.2\n2,0.8,0.3\n")
     if skipped_tasks:

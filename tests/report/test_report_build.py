@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from mmif.io import OUTPUT_MARKER
 from mmif.report import ReportConfig, build_report
 from mmif.report.loading import ResultsError
 
@@ -111,7 +112,7 @@ def test_missing_task_results_say_not_available(tmp_path, fake_tree_builder):
         "Object detection: not available (skipped by the stage: dataset 'fake' has no labels)" in md
     )
     assert "Semantic segmentation: not available" in md
-    assert "Significance tests: not available" in md
+    assert "Differences to the baselines: not available" in md
     assert "Qualitative grid not available" in md
     assert "not applicable (CoCoNet not in this run)" in md
     assert (out / "plots" / "fusion_metrics.png").is_file()
@@ -159,6 +160,7 @@ def test_failed_build_keeps_previous_report(tmp_path, fake_tree_builder):
     out = tmp_path / "report"
     out.mkdir()
     (out / "old.txt").write_text("previous")
+    (out / OUTPUT_MARKER).write_text("an earlier report written by mmif")
     (tree.results / "fusion_metrics" / "max.json").write_text("{not json")
     with pytest.raises(ResultsError, match=r"max\.json.*mmif metrics"):
         build_report(tree.results, tree.data, tree.fused, out, ReportConfig())

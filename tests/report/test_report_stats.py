@@ -1,4 +1,4 @@
-"""t-intervals, resampling, IoU from counts, the bootstrap p-value and rank correlation."""
+"""t-intervals, resampling, IoU from counts and rank correlation."""
 
 from __future__ import annotations
 
@@ -6,14 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from mmif.report.stats import (
-    bootstrap_pvalue,
-    iou_from_confusion,
-    mean_ci,
-    paired_bootstrap,
-    resample_counts,
-    spearman,
-)
+from mmif.report.stats import iou_from_confusion, mean_ci, resample_counts, spearman
 
 
 def test_mean_ci_is_the_t_interval():
@@ -52,68 +45,6 @@ def test_iou_from_confusion():
     assert np.isnan(iou2[2]) and iou2[0] == pytest.approx(0.8)
     batched = iou_from_confusion(np.stack([conf, conf]))
     np.testing.assert_allclose(batched[1], iou, equal_nan=True)
-
-
-def _segmentation_bootstrap(acc_method: float, acc_base: float, same: bool = False):
-    """Per-image confusion counts of a 2-class task; mIoU on full set and B resamples."""
-    rng = np.random.default_rng(0)
-    n = 40
-
-    def counts(acc):
-        c = np.zeros((n, 2, 2), dtype=np.int64)
-        for i in range(n):
-            for t in range(2):
-                right = rng.binomial(100, acc)
-                c[i, t, t], c[i, t, 1 - t] = right, 100 - right
-        return c
-
-    a = counts(acc_method)
-    b = a.copy() if same else counts(acc_base)
-    w = resample_counts(n, 500, seed=0)
-
-    def miou(conf):
-        return np.nanmean(iou_from_confusion(conf), axis=-1)
-
-    full = [miou(a.sum(0))], [miou(b.sum(0))]
-    boot = (
-        miou((w @ a.reshape(n, 4)).reshape(-1, 2, 2))[None],
-        miou((w @ b.reshape(n, 4)).reshape(-1, 2, 2))[None],
-    )
-    return paired_bootstrap(full[0], full[1], boot[0], boot[1])
-
-
-def test_bootstrap_detects_a_known_difference():
-    res = _segmentation_bootstrap(0.9, 0.7)
-    assert res.delta > 0
-    assert res.p_value < 0.01
-    assert 0 < res.ci_low < res.delta < res.ci_high
-
-
-def test_bootstrap_identical_methods_not_significant():
-    res = _segmentation_bootstrap(0.8, 0.8, same=True)
-    assert res.delta == 0
-    assert res.p_value == 1.0
-    assert res.ci_low == res.ci_high == 0
-
-
-def test_bootstrap_pvalue_is_two_sided():
-    rng = np.random.default_rng(1)
-    d = rng.normal(1.0, 0.1, 999)
-    assert bootstrap_pvalue(d) == pytest.approx(bootstrap_pvalue(-d))
-    assert bootstrap_pvalue(d) == pytest.approx(2 / 1000)  # all positive: smallest possible p
-    centred = rng.normal(0.0, 1.0, 999)
-    assert bootstrap_pvalue(centred) > 0.5
-
-
-def test_paired_bootstrap_pools_seeds_by_mean_difference():
-    full_m, full_b = [0.6, 0.8], [0.5, 0.5]
-    boot_m = np.array([[0.6, 0.7], [0.8, 0.9]])
-    boot_b = np.array([[0.5, 0.5], [0.5, 0.6]])
-    res = paired_bootstrap(full_m, full_b, boot_m, boot_b)
-    assert res.delta == pytest.approx(0.2)
-    assert res.n_resamples == 2
-    with pytest.raises(ValueError, match="shape"):
-        paired_bootstrap([0.1], [0.1, 0.2], boot_m, boot_b)
 
 
 def test_spearman():
