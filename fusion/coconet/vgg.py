@@ -8,6 +8,10 @@ weights 0.299 R + 0.587 G + 0.114 B. Without a weights file the layers are initi
 (deterministic), a warning is logged once per process, and callers record `pretrained=False`
 (CoCoNet keeps it as `vgg_pretrained`, which travels into checkpoints and train metrics).
 
+`install_vgg19_weights` (the `mmif weights vgg19` command) is the one place that fetches the file,
+on a user's request: from torchvision's URL or a local copy, checked against the SHA-256 prefix in
+its name, then moved into torchvision's cache.
+
 Only the convolutions are built (no classifier), so loading costs a few megabytes, not the 550 MB of
 a full torchvision VGG19. Inputs are used as CoCoNet feeds them, in [-1, 1] and without ImageNet
 normalisation (as in the published model).
@@ -15,15 +19,21 @@ normalisation (as in the published model).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import os
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmif.errors import InputError, MissingInputError
+from mmif.errors import DownloadError, InputError, MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +55,9 @@ VGG19_CONVS: tuple[tuple[str, int, int, int], ...] = (
 )
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
 TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"
+TORCHVISION_URL = f"https://download.pytorch.org/models/{TORCHVISION_FILE}"
+#: torchvision names its weight files <arch>-<first 8 hex digits of the file's SHA-256>.pth
+TORCHVISION_SHA256_PREFIX = "dcbb9e9d"
 #: convolutions the network's encoder needs (conv1_1 .. conv3_4)
 N_PYRAMID_CONVS = 8
 #: convolutions the contrastive loss needs (conv1_1 .. conv5_1)
@@ -213,3 +226,83 @@ class VGG19Relu(_FrozenVGG):
                 x = self.conv_relu(name, x)
             feats.append(x)
         return feats
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def install_vgg19_weights(
+    source: str | Path | None = None,
+    dest: str | Path | None = None,
+    sha256_prefix: str = TORCHVISION_SHA256_PREFIX,
+    progress: Callable[[int, int | None], None] | None = None,
+    timeout: float = 30.0,
+) -> Path:
+    """Put torchvision's VGG19 ImageNet weights where CoCoNet looks for them; returns the path.
+
+    source: a local file, an http(s) URL, or None for torchvision's URL. dest: the target file
+    (default `default_weights_path()`, torchvision's cache). The file is copied or downloaded to
+    a temporary name next to dest, its SHA-256 must start with `sha256_prefix` and it must hold
+    the VGG19 convolutions; only then is it renamed into place, so a failed or interrupted run
+    leaves nothing behind. Raises DownloadError (offline or an HTTP error), MissingInputError or
+    InputError (no such file; a checksum or content mismatch) with a one-line message that says
+    what to do.
+    progress: called with (bytes so far, total bytes or None) while downloading.
+    """
+    dest = Path(dest) if dest else default_weights_path()
+    source = str(source) if source is not None else TORCHVISION_URL
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+    try:
+        if source.startswith(("http://", "https://")):
+            _download(source, tmp, progress, timeout)
+        else:
+            src = Path(source)
+            if not src.is_file():
+                raise MissingInputError(
+                    f"{src}: no such file; give torchvision's {TORCHVISION_FILE} (or omit --from to download it)"
+                )
+            shutil.copyfile(src, tmp)
+        digest = sha256_of(tmp)
+        if not digest.startswith(sha256_prefix):
+            raise InputError(
+                f"{source}: SHA-256 {digest[:16]}... does not start with {sha256_prefix} as "
+                f"torchvision's {TORCHVISION_FILE} does; the file is damaged or another file, "
+                "download it again"
+            )
+        _read_torchvision_file(tmp, N_RELU_CONVS)  # holds the VGG19 convolutions CoCoNet needs
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    log.info("VGG19 ImageNet weights installed at %s (SHA-256 %s...)", dest, digest[:16])
+    return dest
+
+
+def _download(
+    url: str, path: Path, progress: Callable[[int, int | None], None] | None, timeout: float
+) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(path, "wb") as out:
+            total = response.headers.get("Content-Length")
+            total = int(total) if total and total.isdigit() else None
+            done = 0
+            while block := response.read(1 << 20):
+                out.write(block)
+                done += len(block)
+                if progress:
+                    progress(done, total)
+    except urllib.error.HTTPError as exc:
+        raise DownloadError(f"{url}: the server answered HTTP {exc.code} ({exc.reason})") from exc
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DownloadError(
+            f"cannot download {url} ({reason}): this machine seems to be offline; download "
+            f"{TORCHVISION_FILE} on a machine with internet access and run "
+            f"`mmif weights vgg19 --from FILE`"
+        ) from exc

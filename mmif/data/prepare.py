@@ -15,7 +15,10 @@ splits afresh (e.g. the 200 test-only MSRS pairs). Stems with an MSRS-style D/N 
 split per day/night group.
 
 Salient masks (datasets with labels): pixels of segmentation classes named in
-`salient_classes` when masks exist, else the boxes of those classes.
+`salient_classes` when masks exist, else the boxes of those classes: by default only the warm
+part of each box in the infrared image (`salient_boxes: refined`, the whole box where the target
+does not stand out from its surroundings; see `mmif.data.annotations.warm_part_of_box`), or the
+whole boxes (`salient_boxes: whole`).
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ class DatasetConfig:
     det_classes, seg_classes: class names in id order, or the path of a text file with one name
     per line; null keeps the adapter's default (required where DATASETS.md marks it unverified).
     salient_classes: class names whose pixels or boxes make the salient-target mask.
+    salient_boxes: from boxes, the mask is the warm part of each box in the infrared image
+    ("refined", whole box as the fallback) or the whole box ("whole").
     unknown_classes: a VOC object of a class not in det_classes is an "error" or is "ignore"d.
     ir_dir, vis_dir: folder names of the two sources (folders, tno, roadscene, medical).
     max_pairs_per_split: keep only this many pairs of each upstream split, evenly spaced over the
@@ -95,6 +100,7 @@ class DatasetConfig:
     det_classes: list[str] | str | None = None
     seg_classes: list[str] | str | None = None
     salient_classes: list[str] = field(default_factory=lambda: list(DEFAULT_SALIENT))
+    salient_boxes: Literal["refined", "whole"] = "refined"
     unknown_classes: Literal["error", "ignore"] = "error"
     ir_dir: str | None = None
     vis_dir: str | None = None
@@ -298,7 +304,8 @@ def _salient_source(plan: Plan, cfg: DatasetConfig) -> str | None:
         return "segmentation classes: " + ", ".join(names)
     if any(r.labels for r in plan.records) and salient_ids(plan.det_classes, cfg.salient_classes):
         names = [plan.det_classes[i] for i in salient_ids(plan.det_classes, cfg.salient_classes)]
-        return "boxes of classes: " + ", ".join(names)
+        how = "warm part of the boxes" if cfg.salient_boxes == "refined" else "boxes"
+        return f"{how} of classes: " + ", ".join(names)
     return None
 
 
@@ -341,7 +348,7 @@ def _load_samples(
         if use_masks_for_salient and mask is not None:
             salient = salient_from_mask(mask, seg_salient)
         elif not use_masks_for_salient and det_salient and rows is not None:
-            salient = salient_from_boxes(rows, det_salient, size)
+            salient = salient_from_boxes(rows, det_salient, size, ir, cfg.salient_boxes)
         yield Sample(
             split=rec.split, stem=rec.stem, ir=ir, vis=vis, labels=rows, mask=mask, salient=salient
         )

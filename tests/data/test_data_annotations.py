@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -148,3 +150,69 @@ def test_class_list_file(tmp_path):
     assert read_class_list(p) == ["People", "Car"]
     with pytest.raises(FileNotFoundError, match="one class name per line"):
         read_class_list(tmp_path / "none.txt")
+
+
+def test_refined_box_mask_keeps_the_warm_target_and_falls_back_to_the_box():
+    ir = np.full((40, 60), 30, dtype=np.uint8)
+    ir[10:30, 22:30] = 200  # a warm upright "person" inside the box x 18..34, y 8..32
+    box = (0, 26 / 60, 20 / 40, 16 / 60, 24 / 40)
+    mask = salient_from_boxes([box], [0], (60, 40), ir, "refined") > 0
+    assert mask[10:30, 22:30].all() and mask.sum() == 20 * 8  # the target, nothing else
+    assert (salient_from_boxes([box], [0], (60, 40), ir, "whole") > 0).sum() == 16 * 24
+    flat = np.full((40, 60), 90, dtype=np.uint8)  # no warm target: the whole box is kept
+    assert (salient_from_boxes([box], [0], (60, 40), flat, "refined") > 0).sum() == 16 * 24
+    assert (salient_from_boxes([box], [0], (60, 40), None, "refined") > 0).sum() == 16 * 24
+
+
+def _read_boxes(path: Path) -> list[tuple[int, float, float, float, float]]:
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.split():
+            c, *v = line.split()
+            rows.append((int(c), *(float(x) for x in v)))
+    return rows
+
+
+def test_refined_masks_on_msrs_cover_people_and_cars_and_little_else(shared_data):
+    """On the 200 shared MSRS pairs and their boxes (0 person, 2 car): every target keeps some
+    mask, nothing outside the boxes is salient, a refined mask covers a person's share of its box
+    (not the whole box) and is clearly warmer than the rest of the box."""
+    from PIL import Image
+
+    from mmif.data.annotations import box_pixels
+
+    root = shared_data("msrs_det200", "test")
+    stats: dict[int, list[tuple[bool, float, float]]] = {0: [], 2: []}
+    for label in sorted((root / "det_labels").glob("*.txt")):
+        ir = np.asarray(Image.open(root / "ir" / f"{label.stem}.png").convert("L"))
+        rows = _read_boxes(label)
+        mask = salient_from_boxes(rows, [0, 2], (640, 480), ir, "refined") > 0
+        boxes = np.zeros(ir.shape, dtype=bool)
+        for row in rows:
+            x0, y0, x1, y1 = box_pixels(row, (640, 480))
+            if row[0] in stats:
+                boxes[y0:y1, x0:x1] = True
+        assert not (mask & ~boxes).any(), label  # little else: only pixels of target boxes
+        for row in rows:
+            x0, y0, x1, y1 = box_pixels(row, (640, 480))
+            if row[0] not in stats or x1 <= x0 or y1 <= y0:
+                continue
+            inside = mask[y0:y1, x0:x1]
+            assert inside.any(), (label, row)  # every person and car keeps a mask
+            crop = ir[y0:y1, x0:x1].astype(float)
+            refined = not inside.all()
+            warmer = crop[inside].mean() - crop[~inside].mean() if refined else 0.0
+            stats[0 if row[0] == 0 else 2].append((refined, float(inside.mean()), warmer))
+    people = np.array(stats[0])
+    cars = np.array(stats[2])
+    assert len(people) > 400 and len(cars) > 200
+    # people: almost always refined, to about a third of the box (a person fills roughly half of
+    # its box; cool clothing is left out), always warmer than what was left out
+    assert people[:, 0].mean() > 0.9
+    refined_people = people[people[:, 0] == 1]
+    assert 0.2 < np.median(refined_people[:, 1]) < 0.6
+    assert (refined_people[:, 2] > 10).mean() > 0.98
+    # cars: refined where warm parts stand out (engines, tyres, sunlit bodies), else whole boxes
+    assert 0.5 < cars[:, 0].mean() < 0.95
+    refined_cars = cars[cars[:, 0] == 1]
+    assert (refined_cars[:, 2] > 10).mean() > 0.95

@@ -187,3 +187,59 @@ def test_contrastive_without_salient_pixels_has_only_background(features: VGG19R
         assert loss.item() == pytest.approx(0.0, abs=1e-6)  # background == visible: nothing to pull
         loss = contrastive_loss(ir, ir, vis, empty, features)
     assert torch.isfinite(loss) and loss > 0
+
+
+def _straightforward_contrastive(fused, ir, vis, mask, features, n_negatives=3):
+    """The loss as written (COCONET.md, and the published code's structure): every anchor,
+    positive and negative image through the extractor on its own, one sample at a time."""
+    weights = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+    b = fused.shape[0]
+    n_used = 1 + min(n_negatives - 1, b - 1)
+    terms = {"fg": [], "bg": []}
+    for i in range(b):
+        for region, m in (("fg", mask[i : i + 1]), ("bg", 1 - mask[i : i + 1])):
+            if m.sum() == 0:
+                continue
+            pos_src, neg_src = (ir, vis) if region == "fg" else (vis, ir)
+            anchor = features((fused[i : i + 1] * 2 - 1) * m)
+            positive = features((pos_src[i : i + 1] * 2 - 1) * m)
+            negatives = [
+                features((neg_src[(i - j) % b : (i - j) % b + 1] * 2 - 1) * m)
+                for j in range(n_used)
+            ]
+            total = 0.0
+            for k, w in enumerate(weights):
+                num = (anchor[k] - positive[k].detach()).abs().mean()
+                den = sum((anchor[k] - n[k].detach()).abs().mean() for n in negatives)
+                total = total + w * num / (den * n_negatives / n_used + 1e-8)
+            terms[region].append(total)
+    return sum(sum(t) / len(t) for t in terms.values() if t)
+
+
+def test_contrastive_fast_path_equals_the_straightforward_loss(features: VGG19Relu):
+    torch.manual_seed(3)
+    b, size = 4, 32
+    ir, vis = torch.rand(b, 1, size, size), torch.rand(b, 1, size, size)
+    mask = (torch.rand(b, 1, size, size) > 0.7).float()
+    mask[1] = 0.0  # no target: background term only
+    mask[2] = 1.0  # all target: foreground term only
+    base = torch.rand(b, 1, size, size)
+    grads, values = [], []
+    for fn in (contrastive_loss, _straightforward_contrastive):
+        fused = base.clone().requires_grad_(True)
+        loss = fn(fused, ir, vis, mask, features, 3)
+        loss.backward()
+        values.append(loss.item())
+        grads.append(fused.grad)
+    assert values[0] == pytest.approx(values[1], rel=1e-5)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
+    assert grads[0].abs().sum() > 0
+
+    # bfloat16 VGG passes (contrastive_precision auto on hardware with native bfloat16):
+    # the value stays within 1%, the gradient keeps its direction
+    fused = base.clone().requires_grad_(True)
+    loss = contrastive_loss(fused, ir, vis, mask, features, 3, dtype=torch.bfloat16)
+    loss.backward()
+    assert loss.item() == pytest.approx(values[0], rel=1e-2)
+    cosine = torch.nn.functional.cosine_similarity(fused.grad.flatten(), grads[0].flatten(), dim=0)
+    assert cosine > 0.9

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import torch
 
 from fusion.coconet.config import CoCoNetConfig
 from fusion.coconet.train import (
+    batchnorm_layers,
     extract_patches,
     load_training_data,
     salient_from_infrared,
@@ -152,8 +155,15 @@ def test_short_training_lowers_the_loss_and_writes_outputs(prepared: Path, tmp_p
     assert metrics["stage2_final_loss"] > 0
     final = torch.load(weights, weights_only=True)
     assert final["vgg_pretrained"] is False and final["config"]["stage1"]["epochs"] == 4
+    assert metrics["stage1_steps"] == 8 and metrics["stage1_patches_seen"] == 32
+    assert metrics["stage2_epochs"] == 1
+    assert metrics["stage2_steps"] == math.ceil(metrics["n_patches_stage2"] / 4)
     ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
-    assert (ckpt["stage"], ckpt["epoch"]) == (2, 1) and "optimizer" in ckpt
+    assert (ckpt["stage"], ckpt["stage_step"]) == (
+        2,
+        metrics["stage2_steps"],
+    ) and "optimizer" in ckpt
+    assert (out / "salient_overlays.png").stat().st_size > 0
 
     # the trained network fuses unseen scenes better than the untrained one (same architecture)
     scenes = list(
@@ -183,7 +193,7 @@ def test_resume_continues_from_the_last_finished_epoch(
     first_rows = _curve(resumed)
     with caplog.at_level(logging.INFO, logger="fusion.coconet.train"):
         train_coconet(prepared, resumed, two, progress=False)
-    assert any("resuming" in r.message and "1 epochs finished" in r.message for r in caplog.records)
+    assert any("resuming" in r.message and "2 steps done" in r.message for r in caplog.records)
     rows = _curve(resumed)
     assert [r["epoch"] for r in rows] == ["1"] * len(first_rows) + ["2"] * len(first_rows)
     assert rows[: len(first_rows)] == first_rows  # epoch 1 was not trained again
@@ -208,3 +218,102 @@ def test_resume_continues_from_the_last_finished_epoch(
         )
     assert any("seed changed" in r.message for r in caplog.records)
     assert [r["epoch"] for r in _curve(resumed)] == ["1"] * len(first_rows)
+
+
+def test_stage2_continues_the_stage1_optimiser_and_resumes_exactly(prepared: Path, tmp_path: Path):
+    s1 = {"epochs": 2, "batch_size": 4, "lr": 1e-3}
+    only1 = tiny_config(stage1=s1, stage2={"epochs": 0, "batch_size": 4, "lr": 1e-4})
+    both = tiny_config(stage1=s1, stage2={"epochs": 1, "batch_size": 4, "lr": 1e-4})
+    resumed, fresh = tmp_path / "resumed", tmp_path / "fresh"
+    train_coconet(prepared, resumed, only1, progress=False)  # as if stopped after stage 1
+    train_coconet(prepared, resumed, both, progress=False)  # goes on into stage 2
+    train_coconet(prepared, fresh, both, progress=False)
+    a = torch.load(resumed / "coconet.pt", weights_only=True)["model"]
+    b = torch.load(fresh / "coconet.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    # one Adam for both stages: its moments and step count carry over, only the lr changes
+    metrics = json.loads((fresh / "train_metrics.json").read_text())
+    n_steps = metrics["stage1_steps"] + metrics["stage2_steps"]
+    assert metrics["stage1_steps"] == 4 and metrics["stage2_steps"] >= 1
+    state = torch.load(fresh / "checkpoints" / "last.pt", weights_only=True)["optimizer"]
+    assert state["state"] and all(int(v["step"]) == n_steps for v in state["state"].values())
+    assert [g["lr"] for g in state["param_groups"]] == [1e-4]
+
+
+def test_step_budget_ends_mid_epoch_and_can_grow(prepared: Path, tmp_path: Path):
+    # 4 pairs x 2 patches per epoch, batch 4: 2 steps per epoch; 3 steps end inside epoch 2
+    def cfg(steps: int) -> CoCoNetConfig:
+        return tiny_config(
+            stage1={"steps": steps, "batch_size": 4, "lr": 1e-3}, stage2={"epochs": 0}
+        )
+
+    resumed, fresh = tmp_path / "resumed", tmp_path / "fresh"
+    train_coconet(prepared, resumed, cfg(3), progress=False)
+    assert [r["epoch"] for r in _curve(resumed)] == ["1", "1", "2"]
+    metrics = json.loads((resumed / "train_metrics.json").read_text())
+    assert (metrics["stage1_steps"], metrics["stage1_patches_seen"]) == (3, 12)
+    train_coconet(prepared, resumed, cfg(5), progress=False)
+    assert [r["epoch"] for r in _curve(resumed)] == ["1", "1", "2", "2", "3"]
+    train_coconet(prepared, fresh, cfg(5), progress=False)
+    a = torch.load(resumed / "coconet.pt", weights_only=True)["model"]
+    b = torch.load(fresh / "coconet.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _population_statistics(model, data, cfg, n_epochs: int = 6):
+    """Per BatchNorm layer: the channel means and variances of its input over random stage-1
+    patches (whole-image content) in train mode, collected with hooks (running statistics untouched)."""
+    model = copy.deepcopy(model).train()  # a copy: its running statistics may change
+    layers = batchnorm_layers(model)
+    sums = [[0.0, 0.0, 0] for _ in layers]
+
+    def hook(k):
+        def fn(_module, inputs):
+            x = inputs[0].detach().float()
+            sums[k][0] = sums[k][0] + x.mean(dim=(0, 2, 3))
+            sums[k][1] = sums[k][1] + x.var(dim=(0, 2, 3))
+            sums[k][2] += 1
+
+        return fn
+
+    handles = [m.register_forward_pre_hook(hook(k)) for k, m in enumerate(layers)]
+    with torch.no_grad():
+        for epoch in range(n_epochs):
+            specs = sample_patches(data, cfg, 1, 1000 + epoch)
+            for s in range(0, len(specs), 4):
+                batch = extract_patches(data, specs[s : s + 4], cfg.patch_size)
+                model(batch[:, :1], batch[:, 1:2])
+    for h in handles:
+        h.remove()
+    return [(m / n, v / n) for m, v, n in sums]
+
+
+def _drift(weights: Path, data, cfg) -> float:
+    """Largest (over layers) mean distance between the running means used at inference and the
+    population means of whole-image patches, in population standard deviations."""
+    model = create_method("coconet", {}, weights=weights, device="cpu").model
+    population = _population_statistics(model, data, cfg)
+    return max(
+        float(((m.running_mean - mu).abs() / (var + 1e-5).sqrt()).mean())
+        for m, (mu, var) in zip(batchnorm_layers(model), population, strict=True)
+    )
+
+
+def test_batchnorm_statistics_do_not_drift_towards_targets_in_stage2(
+    prepared: Path, tmp_path: Path
+):
+    # stage 2 trains on target-centred patches; inference must still normalise with statistics
+    # of whole images (same weights either way: only the running statistics differ)
+    stages = {
+        "stage1": {"epochs": 3, "batch_size": 4, "lr": 1e-3},
+        "stage2": {"epochs": 6, "batch_size": 4, "lr": 1e-3},
+    }
+    cfg = tiny_config(**stages)
+    data = load_training_data(prepared, cfg)
+    drifted = train_coconet(
+        prepared, tmp_path / "drifted", tiny_config(**stages, bn_recalibration=0), progress=False
+    )
+    fixed = train_coconet(prepared, tmp_path / "fixed", cfg, progress=False)
+    drift_before, drift_after = _drift(drifted, data, cfg), _drift(fixed, data, cfg)
+    assert drift_after < 0.5 * drift_before, (drift_after, drift_before)

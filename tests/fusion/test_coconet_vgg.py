@@ -107,3 +107,53 @@ def test_feature_shapes():
     ]
     assert all((f >= 0).all() for f in feats)  # all relu outputs
     assert not any(p.requires_grad for p in vgg.VGG19Relu().parameters())
+
+
+def test_install_weights_checks_the_checksum_and_leaves_nothing_on_failure(
+    tmp_path: Path, empty_hub: Path, caplog: pytest.LogCaptureFixture
+):
+    fake = tmp_path / "download" / vgg.TORCHVISION_FILE
+    _fake_torchvision_vgg19(fake, vgg.N_RELU_CONVS)
+    dest = Path(torch.hub.get_dir()) / "checkpoints" / vgg.TORCHVISION_FILE
+    # a file that is not torchvision's (its SHA-256 does not start with dcbb9e9d) is refused
+    with pytest.raises(ValueError, match="does not start with dcbb9e9d"):
+        vgg.install_vgg19_weights(fake)
+    assert not dest.parent.exists() or not any(dest.parent.iterdir())
+    # with the file's own checksum prefix it is installed where CoCoNet looks, and used
+    prefix = vgg.sha256_of(fake)[:8]
+    assert vgg.install_vgg19_weights(fake, sha256_prefix=prefix) == dest
+    assert dest.read_bytes() == fake.read_bytes() and [p.name for p in dest.parent.iterdir()] == [
+        dest.name
+    ]
+    assert CoCoNet().vgg_pretrained
+    # right checksum but not a VGG19: refused too
+    junk = tmp_path / "junk.pth"
+    torch.save({"something": torch.zeros(1)}, junk)
+    with pytest.raises(ValueError, match="features.0.weight"):
+        vgg.install_vgg19_weights(junk, tmp_path / "out.pth", sha256_prefix=vgg.sha256_of(junk)[:8])
+    assert not (tmp_path / "out.pth").exists() and not list(tmp_path.glob(".out.pth*"))
+
+
+def test_install_weights_offline_gives_one_clear_error(tmp_path: Path):
+    # nothing listens on the discard port of this machine: the download fails at once
+    with pytest.raises(RuntimeError, match=r"offline.*mmif weights vgg19 --from FILE"):
+        vgg.install_vgg19_weights("http://127.0.0.1:9/vgg19-dcbb9e9d.pth", tmp_path / "w.pth")
+    assert not list(tmp_path.iterdir())
+
+
+def test_mmif_weights_command_offline(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    from mmif.cli import main
+
+    with caplog.at_level(logging.ERROR):
+        rc = main(
+            [
+                "weights",
+                "vgg19",
+                "--from",
+                "http://127.0.0.1:9/x.pth",
+                "--dest",
+                str(tmp_path / "w.pth"),
+            ]
+        )
+    assert rc == 1 and any("offline" in r.message for r in caplog.records)
+    assert not list(tmp_path.iterdir())

@@ -59,6 +59,7 @@ def _tiny_params() -> dict:
             "stage1": {"epochs": 1, "batch_size": 4, "lr": 1e-4},
             "stage2": {"epochs": 1, "batch_size": 4, "lr": 1e-5},
             "patches_per_image": 2,
+            "bn_recalibration": 60,
         }
     )
     return params

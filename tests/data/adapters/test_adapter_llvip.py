@@ -11,7 +11,10 @@ def test_llvip_layout(llvip_root, tmp_path):
     out = tmp_path / "out"
     m = prepare_dataset("llvip", out, root=llvip_root, val_fraction=0.34, progress=False)
     assert m.splits == {"train": 2, "val": 1, "test": 1}
-    assert m.det_classes == ["person"] and m.salient_source == "boxes of classes: person"
+    assert (
+        m.det_classes == ["person"]
+        and m.salient_source == "warm part of the boxes of classes: person"
+    )
     assert m.extra["warnings"] == {}  # JPEG infrared stored as RGB is grey: no colour warning
     pair = list_pairs(out, "test")[0]
     assert pair.stem == "190001"

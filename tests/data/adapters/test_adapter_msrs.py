@@ -24,7 +24,7 @@ def test_real_msrs_subset_with_detection_labels(shared_data, tmp_path):
         m.det_classes == ["person", "bicycle", "car"] and m.has_det_labels and not m.has_seg_masks
     )
     assert m.image_sizes == {"640x480": 10} and m.colour_visible
-    assert m.salient_source == "boxes of classes: person, car"
+    assert m.salient_source == "warm part of the boxes of classes: person, car"
     for pair in list_pairs(out, "test"):
         assert read_image(pair.ir).shape == (480, 640)
         assert read_image(pair.vis).shape == (480, 640, 3)
