@@ -141,8 +141,10 @@ def train_densefuse(
         epoch_stats = list(ckpt["epoch_stats"])
         start_epoch, seconds = int(ckpt["epoch"]) + 1, float(ckpt["seconds"])
         log.info(
-            "densefuse: continuing from %s: %d of %d steps done",
+            "densefuse: continuing from %s: %d of %d epochs finished, %d of %d steps done",
             ckpt_path,
+            start_epoch,
+            n_epochs,
             len(rows),
             total_steps,
         )
