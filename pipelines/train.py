@@ -73,6 +73,13 @@ def run(args: argparse.Namespace) -> int:
             metrics_file = tmp / "train_metrics.json"
             if metrics_file.exists():
                 summary.update(json.loads(metrics_file.read_text()))
+            # how much training the weights had: a budget in epochs means little without the
+            # dataset's size, so the card states the optimiser steps and patches too
+            card["training"] = {
+                k: v
+                for k, v in summary.items()
+                if any(w in k for w in ("epochs", "steps", "patches"))
+            }
             card["weights"] = weights.name
         write_json(tmp / "model.json", card)
     if work is not None:

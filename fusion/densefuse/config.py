@@ -14,7 +14,9 @@ FusionRule = Literal["addition", "l1_norm"]
 class DenseFuseConfig:
     """DenseFuse settings; defaults follow Li & Wu (2019) where the paper fixes them.
 
-    epochs: passes over the patch set. batch_size: patches per step (also the fuse stage's batch
+    epochs: passes over the patch set. steps: optimiser steps instead (null: `epochs` decides);
+    a budget in steps trains a small dataset as much as a large one (epoch after epoch over the
+    patch set, stopping mid-epoch when the budget is spent). batch_size: patches per step (also the fuse stage's batch
     size). lr: Adam learning rate (paper 1e-4). patch_size: side of the square training patches
     (>= 16, the SSIM window needs room). patches_per_image: random patches cut once from every
     training image, infrared and visible alike. ssim_weight: lambda in loss = MSE + lambda (1 - SSIM)
@@ -24,6 +26,7 @@ class DenseFuseConfig:
     """
 
     epochs: int = 10
+    steps: int | None = None
     batch_size: int = 16
     lr: float = 1e-4
     patch_size: int = 64
@@ -36,6 +39,8 @@ class DenseFuseConfig:
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patches_per_image < 1:
             raise ValueError("epochs, batch_size and patches_per_image must be >= 1")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1 (or null to count epochs), got {self.steps}")
         if self.patch_size < 16:
             raise ValueError(
                 f"patch_size must be >= 16 (SSIM uses an 11 x 11 window), got {self.patch_size}"

@@ -5,9 +5,10 @@ Outputs in `out_dir`, each written atomically:
     loss_curve.csv        step,epoch,loss (one row per optimiser step)
     train_metrics.json    final and first-epoch losses, steps, image and patch counts, seconds, device
     checkpoints/last.pt   model, optimiser, curve after every epoch (in `checkpoint_dir`)
-The checkpoint lets a later run continue with the same result (patches are cut once from the
-seed, each epoch's order comes from (seed, epoch)): after an interruption, or with more epochs
-configured. It is continued only when the training patches (data), every other setting and the
+Training lasts `epochs` passes over the patches, or `steps` optimiser steps when set (the last
+pass then stops where the budget is spent). The checkpoint lets a later run continue with the
+same result (patches are cut once from the seed, each epoch's order comes from (seed, epoch)):
+after an interruption, or with more epochs or steps configured. It is continued only when the training patches (data), every other setting and the
 DenseFuse code are unchanged; otherwise training starts afresh, saying why.
 """
 
@@ -109,13 +110,16 @@ def train_densefuse(
     patches = sample_patches(images, cfg.patch_size, cfg.patches_per_image, cfg.seed, progress)
     n = patches.shape[0]
     steps_per_epoch = -(-n // cfg.batch_size)
+    total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
+    n_epochs = -(-total_steps // steps_per_epoch)
     log.info(
-        "densefuse: %d patches of %d px from %d images, %d steps/epoch x %d epochs on %s",
+        "densefuse: %d patches of %d px from %d images, %d steps/epoch, %d steps (%d epochs) on %s",
         n,
         cfg.patch_size,
         len(images),
         steps_per_epoch,
-        cfg.epochs,
+        total_steps,
+        n_epochs,
         device,
     )
 
@@ -129,7 +133,7 @@ def train_densefuse(
         "data": hashlib.sha256(patches.numpy().tobytes()).hexdigest()[:16],
         "code": code_fingerprint("fusion.densefuse"),
     }
-    ckpt = _load_compatible_checkpoint(ckpt_path, cfg, fingerprint)
+    ckpt = _load_compatible_checkpoint(ckpt_path, cfg, fingerprint, total_steps, steps_per_epoch)
     if ckpt is not None:
         model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -137,22 +141,25 @@ def train_densefuse(
         epoch_stats = list(ckpt["epoch_stats"])
         start_epoch, seconds = int(ckpt["epoch"]) + 1, float(ckpt["seconds"])
         log.info(
-            "densefuse: continuing from %s: %d of %d epochs finished",
+            "densefuse: continuing from %s: %d of %d epochs finished, %d of %d steps done",
             ckpt_path,
             start_epoch,
-            cfg.epochs,
+            n_epochs,
+            len(rows),
+            total_steps,
         )
 
     model.train()
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(start_epoch, n_epochs):
+        epoch_steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
         t0 = time.perf_counter()
         order = torch.randperm(
             n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         )
         sums = {"loss": 0.0, "pixel": 0.0, "ssim": 0.0}
         bar = progress_bar(
-            range(steps_per_epoch),
-            desc=f"densefuse epoch {epoch + 1}/{cfg.epochs}",
+            range(epoch_steps),
+            desc=f"densefuse epoch {epoch + 1}/{n_epochs}",
             disable=not progress,
         )
         for b in bar:
@@ -168,7 +175,7 @@ def train_densefuse(
                 sums[k] += v
             bar.set_postfix(loss=f"{value:.4f}")
         seconds += time.perf_counter() - t0
-        epoch_stats.append({k: v / steps_per_epoch for k, v in sums.items()})
+        epoch_stats.append({k: v / epoch_steps for k, v in sums.items()})
         log.info(
             "densefuse epoch %d: loss %.5f (mse %.5f, ssim %.4f)",
             epoch + 1,
@@ -196,8 +203,11 @@ def train_densefuse(
         "final_pixel_loss": final["pixel"],
         "final_ssim": final["ssim"],
         "first_epoch_loss": epoch_stats[0]["loss"],
-        "epochs": cfg.epochs,
+        "epochs": n_epochs,
         "steps": len(rows),
+        "patches_seen": sum(
+            min(cfg.batch_size, n - (s % steps_per_epoch) * cfg.batch_size) for s, _, _ in rows
+        ),
         "n_train_images": len(images),
         "n_patches": n,
         "train_seconds": round(seconds, 2),
@@ -218,7 +228,11 @@ def train_densefuse(
 
 
 def _load_compatible_checkpoint(
-    path: Path, cfg: DenseFuseConfig, fingerprint: dict[str, str]
+    path: Path,
+    cfg: DenseFuseConfig,
+    fingerprint: dict[str, str],
+    total_steps: int,
+    steps_per_epoch: int,
 ) -> dict[str, Any] | None:
     """The checkpoint at `path` if training can continue from it, else None (reason logged)."""
     if not path.exists():
@@ -237,13 +251,18 @@ def _load_compatible_checkpoint(
         reason = "the DenseFuse code changed"
     else:
         old, new = dict(ckpt["config"]), asdict(cfg)
-        changed = [k for k in new if k not in ("epochs", "device") and old.get(k) != new[k]]
+        changed = [
+            k for k in new if k not in ("epochs", "steps", "device") and old.get(k) != new[k]
+        ]
+        done = len(ckpt["rows"])
         if changed:
             reason = f"{changed[0]} changed from {old.get(changed[0])!r} to {new[changed[0]]!r}"
-        elif int(ckpt["epoch"]) + 1 > cfg.epochs:
-            reason = (
-                f"it holds {int(ckpt['epoch']) + 1} epochs, more than the {cfg.epochs} configured"
-            )
+        elif done > total_steps:
+            reason = f"it holds {done} steps, more than the {total_steps} configured"
+        elif done < total_steps and done != (int(ckpt["epoch"]) + 1) * steps_per_epoch:
+            # it stopped mid-epoch (a smaller step budget): continuing would skip the rest of
+            # that epoch's patches, so the result would differ from a fresh run
+            reason = f"it stopped {done} steps in, in the middle of an epoch"
     if reason:
         log.info("densefuse: %s not continued (%s); training from scratch", path, reason)
         return None

@@ -132,7 +132,7 @@ def test_more_epochs_continue_and_other_changes_start_afresh(tiny_synthetic, tmp
     train_densefuse(tiny_synthetic, tmp_path / "grown", replace(TINY, epochs=1), progress=False)
     with caplog.at_level(logging.INFO):
         train_densefuse(tiny_synthetic, tmp_path / "grown", two, progress=False)
-    assert "continuing from" in caplog.text and "1 of 2 epochs finished" in caplog.text
+    assert "continuing from" in caplog.text and "3 of 6 steps done" in caplog.text
     train_densefuse(tiny_synthetic, tmp_path / "fresh", two, progress=False)
     grown = torch.load(tmp_path / "grown" / "densefuse.pt", weights_only=True)["state_dict"]
     fresh = torch.load(tmp_path / "fresh" / "densefuse.pt", weights_only=True)["state_dict"]
@@ -147,7 +147,33 @@ def test_more_epochs_continue_and_other_changes_start_afresh(tiny_synthetic, tmp
         train_densefuse(
             tiny_synthetic, tmp_path / "grown", replace(two, lr=2e-3, epochs=1), progress=False
         )
-    assert "more than the 1 configured" in caplog.text
+    assert "more than the 3 configured" in caplog.text
+
+
+def test_step_budget_stops_mid_epoch_and_grows_from_whole_epochs(tiny_synthetic, tmp_path, caplog):
+    # 24 patches, batch 8: 3 steps per epoch; 5 steps = one epoch and 2 steps of the second
+    five = replace(TINY, epochs=1, steps=5)
+    train_densefuse(tiny_synthetic, tmp_path / "five", five, progress=False)
+    metrics = json.loads((tmp_path / "five" / "train_metrics.json").read_text())
+    assert (metrics["steps"], metrics["epochs"], metrics["patches_seen"]) == (5, 2, 40)
+    rows = list(csv.DictReader((tmp_path / "five" / "loss_curve.csv").open()))
+    assert [r["epoch"] for r in rows] == ["0", "0", "0", "1", "1"]
+    # a budget that ended mid-epoch is not continued (it would skip the rest of that epoch) ...
+    with caplog.at_level(logging.INFO):
+        train_densefuse(tiny_synthetic, tmp_path / "five", replace(five, steps=6), progress=False)
+    assert "in the middle of an epoch" in caplog.text
+    # ... one that ended on a whole epoch is, and gives the weights of a fresh run
+    train_densefuse(tiny_synthetic, tmp_path / "grown", replace(five, steps=3), progress=False)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        train_densefuse(tiny_synthetic, tmp_path / "grown", replace(five, steps=6), progress=False)
+    assert "3 of 6 steps done" in caplog.text
+    fresh = torch.load(tmp_path / "five" / "densefuse.pt", weights_only=True)["state_dict"]
+    grown = torch.load(tmp_path / "grown" / "densefuse.pt", weights_only=True)["state_dict"]
+    for k, v in fresh.items():  # "five" was retrained from scratch with 6 steps above
+        torch.testing.assert_close(grown[k], v, atol=0, rtol=0)
+    with pytest.raises(ConfigError, match="steps must be >= 1"):
+        densefuse_config({"steps": 0})
 
 
 def test_registered_trainer_and_missing_weights(tiny_synthetic, tmp_path, caplog):
