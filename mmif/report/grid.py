@@ -18,7 +18,8 @@ import numpy as np
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.patches import Rectangle
 
-from mmif.data.layout import list_pairs
+from mmif.data.layout import Manifest, list_pairs
+from mmif.errors import UserError
 from mmif.io import ImageError, read_image
 from mmif.report.config import ReportConfig
 from mmif.report.document import Figure
@@ -29,6 +30,30 @@ log = logging.getLogger(__name__)
 
 #: source columns and the method names whose detectors saw exactly those images
 SOURCE_COLUMNS = (("infrared", "ir"), ("visible", "vis"))
+
+
+def source_labels(manifest: Manifest | None) -> tuple[str, str]:
+    """Column titles of the two sources: the modality names a prepared medical set records
+    (e.g. "MRI", "PET"), else "infrared" and "visible".
+
+    A set whose subsets pair different modalities (MRI-PET next to MRI-SPECT) joins the names
+    with "/".
+    """
+    default = (SOURCE_COLUMNS[0][0], SOURCE_COLUMNS[1][0])
+    if manifest is None:
+        return default
+    modalities = (manifest.extra.get("layout") or {}).get("modalities") or {}
+    if not isinstance(modalities, dict) or not modalities:
+        return default
+    names = []
+    for key in ("ir", "vis"):
+        found = sorted(
+            {str(m.get(key, "")).upper() for m in modalities.values() if isinstance(m, dict)}
+        )
+        if not found or "" in found:
+            return default
+        names.append("/".join(found))
+    return names[0], names[1]
 
 
 def choose_stems(stems: list[str], n: int, seed: int) -> list[str]:
@@ -103,7 +128,13 @@ def qualitative_grid(
         if m not in {s for _, s in SOURCE_COLUMNS} and (Path(fused_root) / m / cfg.split).is_dir()
     ]
     preds = grid_predictions(detect_runs, cfg.grid_seed_run)
-    columns = [(label, source) for label, source in SOURCE_COLUMNS] + [(m, m) for m in fused]
+    try:
+        manifest = Manifest.load(data_root)
+    except UserError as exc:
+        log.warning("qualitative grid: %s; source columns titled infrared / visible", exc)
+        manifest = None
+    labels = source_labels(manifest)
+    columns = [(labels[0], "ir"), (labels[1], "vis")] + [(m, m) for m in fused]
 
     first = read_image(pairs[stems[0]].ir)
     aspect = first.shape[0] / first.shape[1]
@@ -147,8 +178,8 @@ def qualitative_grid(
     fig.tight_layout(pad=0.3)
     n_det = sum(1 for _, name in columns if name in preds)
     caption = (
-        f"Qualitative comparison on {len(stems)} {cfg.split} images chosen with seed {cfg.seed}: infrared, visible "
-        f"and each method's fusion. "
+        f"Qualitative comparison on {len(stems)} {cfg.split} images chosen with seed {cfg.seed}: {labels[0]}, "
+        f"{labels[1]} and each method's fusion. "
         + (
             f"Boxes: detections with score >= {cfg.conf_threshold:g} of each column's own detector (seed "
             f"{cfg.grid_seed_run}, else its lowest seed), coloured by class; dashed white = ground truth."
