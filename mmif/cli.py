@@ -11,6 +11,7 @@ import sys
 
 from mmif import __version__
 from mmif.errors import UserError
+from mmif.interrupts import handle_stop_signals
 from mmif.logging_utils import setup_logging
 from mmif.runtime import enable_flush_denormal
 
@@ -70,12 +71,6 @@ ENVIRONMENT_ERRNOS = frozenset(
 )
 
 
-def _terminate(signum: int, frame: object) -> None:
-    # SIGTERM (e.g. from DVC, a scheduler or a parent stopping its workers) unwinds like Ctrl-C,
-    # so temporary folders are removed and checkpoints closed
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; returns the exit status.
 
@@ -92,10 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     log = logging.getLogger("mmif")
     enable_flush_denormal()
-    try:
-        previous = signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:  # not the main thread (e.g. called from a test runner thread)
-        previous = None
+    with handle_stop_signals():
+        return _run(args, log)
+
+
+def _run(args: argparse.Namespace, log: logging.Logger) -> int:
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
@@ -128,9 +124,6 @@ def main(argv: list[str] | None = None) -> int:
             type(exc).__name__,
         )
         raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

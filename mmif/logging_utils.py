@@ -16,6 +16,8 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
+from mmif.interrupts import raise_pending_stop
+
 
 def stream_is_terminal(stream: IO[str] | None = None) -> bool:
     """Whether `stream` (default: stderr) is an interactive terminal."""
@@ -35,7 +37,21 @@ def progress_bar(iterable: Any = None, **kwargs: Any) -> tqdm:
     disable = bool(kwargs.pop("disable", False))
     if not stream_is_terminal(kwargs.get("file")):
         disable = True
-    return tqdm(iterable, disable=disable, **kwargs)
+    return _Bar(iterable, disable=disable, **kwargs)
+
+
+class _Bar(tqdm):
+    """tqdm that re-raises a Ctrl-C / SIGTERM at each step if its first exception was swallowed
+    (see `mmif.interrupts`)."""
+
+    def __iter__(self):
+        for item in super().__iter__():
+            raise_pending_stop()
+            yield item
+
+    def update(self, n: float | None = 1) -> bool | None:
+        raise_pending_stop()
+        return super().update(n)
 
 
 class _BarSafeHandler(logging.StreamHandler):
