@@ -27,7 +27,6 @@ import argparse
 import os
 import platform
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,20 +76,10 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
 
 
 def copy_repo(dest: Path, profile: str) -> None:
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for f in files:
-        if (REPO / f).is_file():
-            (dest / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / f, dest / f)
-    if profile == "tiny":
-        from tests.pipelines.test_e2e import _tiny_params  # the e2e test's profile, one home
+    from tests.pipelines.test_e2e import _tiny_params, copy_tracked_files  # one home each
 
+    copy_tracked_files(dest)
+    if profile == "tiny":
         (dest / "params.yaml").write_text(yaml.safe_dump(_tiny_params(), sort_keys=False))
     git = ["git", "-c", "user.email=b@b", "-c", "user.name=bench"]
     for cmd in (["git", "init", "-q"], [*git, "add", "-A"], [*git, "commit", "-qm", "bench"]):

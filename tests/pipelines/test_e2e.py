@@ -88,10 +88,9 @@ def _run(cmd: list[str], cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    """A git clone-like copy of the tracked files with the tiny params, after one `dvc repro`."""
-    root = tmp_path_factory.mktemp("e2e") / "repo"
+def copy_tracked_files(dest: Path) -> None:
+    """Copy the repository's tracked and untracked-but-not-ignored files into `dest` (what a
+    clone of the working tree holds; no .venv, results or caches)."""
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
         cwd=REPO,
@@ -100,10 +99,16 @@ def workspace(tmp_path_factory) -> Path:
         check=True,
     ).stdout.split()
     for f in files:
-        src = REPO / f
-        if src.is_file():
-            (root / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, root / f)
+        if (REPO / f).is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / f, dest / f)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """A git clone-like copy of the tracked files with the tiny params, after one `dvc repro`."""
+    root = tmp_path_factory.mktemp("e2e") / "repo"
+    copy_tracked_files(root)
     (root / "params.yaml").write_text(yaml.safe_dump(_tiny_params(), sort_keys=False))
     _run(["git", "init", "-q"], root)
     _run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], root)

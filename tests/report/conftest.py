@@ -230,20 +230,33 @@ class BuiltReport:
     out: Path
 
 
+def build_fake_report(
+    root: Path, quality: dict[str, float], *, bootstrap_samples: int, n_grid_images: int, **tree
+):
+    """`build_fake_tree(root, quality, **tree)` and its report in root/results/report; returns
+    (tree, report folder)."""
+    from mmif.report import ReportConfig, build_report
+
+    fake = build_fake_tree(root, quality, **tree)
+    out = root / "results" / "report"
+    build_report(
+        fake.results,
+        fake.data,
+        fake.fused,
+        out,
+        ReportConfig(bootstrap_samples=bootstrap_samples, n_grid_images=n_grid_images),
+    )
+    return fake, out
+
+
 @pytest.fixture(scope="session")
 def built_report(tmp_path_factory) -> BuiltReport:
     """One full report on a fake tree (4 methods, 2 seeds, both tasks), shared by the build tests."""
-    from mmif.report import ReportConfig, build_report
 
     root = tmp_path_factory.mktemp("report")
-    tree = build_fake_tree(root, {"vis": 0.35, "ir": 0.3, "max": 0.5, "coconet": 0.95}, n_images=16)
-    out = root / "results" / "report"
-    build_report(
-        tree.results,
-        tree.data,
-        tree.fused,
-        out,
-        ReportConfig(bootstrap_samples=200, n_grid_images=2),
+    quality = {"vis": 0.35, "ir": 0.3, "max": 0.5, "coconet": 0.95}
+    tree, out = build_fake_report(
+        root, quality, bootstrap_samples=200, n_grid_images=2, n_images=16
     )
     return BuiltReport(tree, out)
 
@@ -252,25 +265,18 @@ def built_report(tmp_path_factory) -> BuiltReport:
 def varied_report(tmp_path_factory) -> Path:
     """A report whose seeds and test images vary (intervals are not degenerate), 5 methods,
     3 seeds, protocol frozen; shared by the card, precision and browser tests."""
-    from mmif.report import ReportConfig, build_report
 
     root = tmp_path_factory.mktemp("varied")
     quality = {"vis": 0.45, "ir": 0.4, "max": 0.55, "mean": 0.42, "coconet": 0.9}
-    tree = build_fake_tree(
+    _, out = build_fake_report(
         root,
         quality,
+        bootstrap_samples=200,
+        n_grid_images=1,
         seeds=(0, 1, 2),
         n_images=16,
         protocol="frozen",
         jitter=0.03,
         fusion_metrics=("EN", "SF", "AG", "MSE"),
-    )
-    out = root / "results" / "report"
-    build_report(
-        tree.results,
-        tree.data,
-        tree.fused,
-        out,
-        ReportConfig(bootstrap_samples=200, n_grid_images=1),
     )
     return out

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from mmif.report.ranking import BOTTOM, MANY_METHODS, TOP
-from tests.report.conftest import build_fake_tree
+from tests.report.conftest import build_fake_report
 
 N_FUSED = 40
 SOURCES = ("vis", "ir")
@@ -33,25 +33,17 @@ def _quality() -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def scale_report(tmp_path_factory) -> Path:
-    from mmif.report import ReportConfig, build_report
-
     root = tmp_path_factory.mktemp("scale")
-    tree = build_fake_tree(
+    _, out = build_fake_report(
         root,
         _quality(),
+        bootstrap_samples=100,
+        n_grid_images=2,
         seeds=(0, 1),
         n_images=12,
         protocol="frozen",
         jitter=0.03,
         fusion_metrics=("EN", "SF", "AG", "SSIM", "VIF", "MI"),
-    )
-    out = root / "results" / "report"
-    build_report(
-        tree.results,
-        tree.data,
-        tree.fused,
-        out,
-        ReportConfig(bootstrap_samples=100, n_grid_images=2),
     )
     return out
 
