@@ -316,6 +316,12 @@ def _is_replaceable(folder: Path) -> bool:
     return _written_by_mmif(folder)
 
 
+def is_mmif_output(folder: str | Path) -> bool:
+    """Whether `folder` is one mmif may replace or delete: empty, or written by mmif."""
+    folder = Path(folder)
+    return folder.is_dir() and _is_replaceable(folder)
+
+
 def check_output_dir(
     path: str | Path, inputs: Iterable[str | Path | None] = (), overwrite: bool = False
 ) -> Path:

@@ -30,6 +30,7 @@ import tempfile
 from pathlib import Path
 
 from mmif.errors import InputError
+from mmif.io import OUTPUT_MARKER, is_mmif_output
 from pipelines.common import add_params_argument, load_params
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,14 @@ def _remove(args: argparse.Namespace) -> int:
             for rel in output_paths(name):
                 path = base / rel
                 if path.is_dir():
+                    if not is_mmif_output(path):
+                        log.warning(
+                            "kept %s: mmif did not write it (no %s); delete it yourself if it "
+                            "is not yours to keep",
+                            path,
+                            OUTPUT_MARKER,
+                        )
+                        continue
                     shutil.rmtree(path)
                     removed.append(str(rel))
                 elif path.is_file():

@@ -20,7 +20,7 @@ import yaml
 
 from mmif.data.layout import SPLITS, list_pairs
 from mmif.external import load_registry
-from mmif.io import read_image, to_tensor, to_uint8, write_image
+from mmif.io import OUTPUT_MARKER, read_image, to_tensor, to_uint8, write_image
 from tests.pipelines.cli_helpers import REPO, error_lines, mmif, tree_digest
 
 N_METHODS = 40
@@ -131,7 +131,17 @@ def test_register_40_methods_twice_and_remove_one(workspace, big_root, capsys):
                 f"results/detect/{gone}/seed_0/metrics.json", "results/fusion_metrics/vis.json"):  # fmt: skip
         (workspace / rel).parent.mkdir(parents=True, exist_ok=True)
         (workspace / rel).write_text("{}")
+    for rel in (
+        f"data/fused/{gone}",
+        f"results/detect/{gone}",
+    ):  # as the pipeline's stages mark them
+        (workspace / rel / OUTPUT_MARKER).write_text("")
+    # a folder of the user's at an output path, not written by mmif: never deleted
+    mine = workspace / "results" / "segment" / gone / "my_notes.txt"
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_text("mine")
     status, log = mmif("external", "remove", gone, cwd=workspace)
+    assert mine.read_text() == "mine" and "kept" in log and "mmif did not write it" in log
     assert status == 0, log
     registry = load_registry(workspace / "external.yaml")
     assert len(registry) == N_METHODS - 1 and gone not in registry
