@@ -1,11 +1,11 @@
 """False-positive rate (A/A) and power (A/B) of three ways to test a difference between methods.
 
-Simulated studies (mmif.report.simulation): 3 seeds, 32 test images, detection mAP50 and
+Simulated studies (report.simulation): 3 seeds, 32 test images, detection mAP50 and
 segmentation mIoU computed by the report's own code from simulated per-image detections and
 confusion counts, with a seed effect shared by the methods of a seed (paired: frozen /
 finetune) or drawn per method (unpaired: retrain) and a method-seed interaction. Tests:
 
-- `seeds+images` (the report's, mmif.report.comparison.difference): seed variance (within-seed
+- `seeds+images` (the report's, report.comparison.difference): seed variance (within-seed
   differences when paired, Welch otherwise) plus image-bootstrap variance, Student t with
   Welch-Satterthwaite degrees of freedom;
 - `images only` (the report before issue 12): percentile bootstrap of the seed-averaged
@@ -28,16 +28,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmif.report.ap import match_detections, mean_average_precision  # noqa: E402
-from mmif.report.comparison import SeedScores, difference  # noqa: E402
-from mmif.report.simulation import (  # noqa: E402
+from detection.ap import match_detections, mean_average_precision  # noqa: E402
+from report.comparison import SeedScores, difference  # noqa: E402
+from report.simulation import (  # noqa: E402
     SimulationSetup,
     run_qualities,
     simulate_confusion,
     simulate_detections,
     simulate_scene,
 )
-from mmif.report.stats import iou_from_confusion, nanmean_last, resample_counts  # noqa: E402
+from report.stats import iou_from_confusion, nanmean_last, resample_counts  # noqa: E402
 
 ALPHA = 0.05
 

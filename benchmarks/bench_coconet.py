@@ -4,7 +4,7 @@
         [--batch 30] [--patch 64] [--negatives 3] [--precision auto|float32|bfloat16]
         [--data PREPARED] [--repeats 3] [--json FILE]
 
-Inputs are synthetic road scenes (mmif.data.synthetic), not noise: real image content matters on
+Inputs are synthetic road scenes (preparation.synthetic), not noise: real image content matters on
 CPU (subnormal floats in the attention). Reported numbers are medians over `--repeats` runs after
 one warm-up; "cpu" is the process CPU time of the same runs (less sensitive to a busy machine).
 Training steps use the network, losses and optimiser of fusion.coconet.train: stage 1 (fidelity
@@ -40,8 +40,8 @@ from fusion.coconet.train import (
     sample_patches,
 )
 from fusion.registry import resolve_device
-from mmif.data.synthetic import SyntheticConfig, generate
 from mmif.io import rgb_to_grey_uint8, to_tensor
+from preparation.synthetic import SyntheticConfig, generate
 
 
 def _timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, float]:

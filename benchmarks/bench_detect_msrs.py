@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from detection.config import DetectConfig  # noqa: E402
-from mmif.data.layout import Manifest  # noqa: E402
+from mmif.layout import Manifest  # noqa: E402
 
 MSRS = (REPO / ".." / "shared" / "data" / "msrs_det200").resolve()
 CLASSES = ["person", "bicycle", "car"]

@@ -89,8 +89,8 @@ def copy_repo(dest: Path, profile: str) -> None:
 def write_root(root: Path, data: Path, n: int) -> None:
     """root/weighted_<w>/<stem>.png: the test pairs fused by `weighted` at n weights in [0, 1]."""
     from fusion.registry import create_method
-    from mmif.data.layout import list_pairs
     from mmif.io import read_image, to_tensor, to_uint8, write_image
+    from mmif.layout import list_pairs
 
     pairs = list_pairs(data, "test")
     sources = [(p.stem, to_tensor(read_image(p.ir)), to_tensor(read_image(p.vis))) for p in pairs]

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fusion.metrics import METRIC_NAMES, compute_metrics
-from fusion.metrics.inputs import Triple
-from fusion.metrics.suite import compute_on_triple
+from metrics import METRIC_NAMES, compute_metrics
+from metrics.inputs import Triple
+from metrics.suite import compute_on_triple
 
 REPO = Path(__file__).resolve().parents[1]
 MSRS = REPO / ".." / "shared" / "data" / "msrs_det200" / "test"

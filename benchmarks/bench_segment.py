@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmif.data.layout import Manifest
-from mmif.data.synthetic import SEG_CLASSES, SyntheticConfig, generate
 from mmif.io import rgb_to_grey_uint8, write_image
+from mmif.layout import Manifest
+from preparation.synthetic import SEG_CLASSES, SyntheticConfig, generate
 from segmentation.config import SegmentConfig
 from segmentation.data import find_samples
 from segmentation.evaluate import evaluate

@@ -6,7 +6,7 @@ seeds is the training noise a rerun of the study would show (the issue-12 budget
 detection mAP50 and 0.02 in segmentation mIoU against `vis` and `ir`). This script reads a
 finished study (results/detect/<method>/seed_<s>/predictions.json and
 results/segment/<method>/seed_<s>/confusion.npz, the report's inputs), recomputes every run's
-score with the report's code (`mmif.report.significance`) and prints per method its score, the
+score with the report's code (`report.significance`) and prints per method its score, the
 seed std of its difference to each baseline and the report's known-effect check.
 
 --images N [N ...] scores the first N test images only (the synthetic test split's first 32
@@ -31,11 +31,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mmif.data.layout import Manifest  # noqa: E402
-from mmif.report.comparison import seed_std_of_differences  # noqa: E402
-from mmif.report.config import ReportConfig  # noqa: E402
-from mmif.report.loading import load_results  # noqa: E402
-from mmif.report.significance import (  # noqa: E402
+from mmif.layout import Manifest  # noqa: E402
+from report.comparison import seed_std_of_differences  # noqa: E402
+from report.config import ReportConfig  # noqa: E402
+from report.loading import load_results  # noqa: E402
+from report.significance import (  # noqa: E402
     STATISTICS,
     TaskStatistics,
     sanity_rows,

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from detection.config import DetectConfig, ultralytics_device  # noqa: E402
-from mmif.data.synthetic import SyntheticConfig, write_synthetic  # noqa: E402
+from preparation.synthetic import SyntheticConfig, write_synthetic  # noqa: E402
 
 
 def synthetic_task_data(root: Path, cfg: SyntheticConfig) -> tuple[Path, Path]:

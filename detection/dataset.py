@@ -23,10 +23,10 @@ from pathlib import Path
 
 import yaml
 
-from mmif.data.annotations import parse_yolo_line
-from mmif.data.layout import Manifest, list_pairs
 from mmif.errors import InputError
 from mmif.io import ImageError, list_images, write_text
+from mmif.labels import parse_yolo_line
+from mmif.layout import Manifest, list_pairs
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@
 
 The scoring functions write, atomically, the three files of docs/CONTRACTS.md
 (results/detect/<method>/seed_<s>/): metrics.json, predictions.json and curves.csv. `mAP50`,
-`mAP50_95` and per-class `AP50` come from `mmif.report.ap` (the one AP definition the report's
+`mAP50_95` and per-class `AP50` come from `detection.ap` (the one AP definition the report's
 intervals and tests recompute); ultralytics' own values (`ul_*`) and torchmetrics' (`tm_*`)
 are kept as cross-checks. ultralytics' run folders (weights, results.csv, label caches) live in
 a scratch folder under .cache/detect and are deleted afterwards unless `DetectConfig.keep_run`.
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from detection.ap import ImageDetections, detection_scores
 from detection.config import DetectConfig, ultralytics_device
 from detection.dataset import (
     YoloDataset,
@@ -47,7 +48,6 @@ from mmif.augment import APPEARANCE_ENV
 from mmif.config import ConfigError
 from mmif.errors import DeviceError, MissingInputError
 from mmif.io import make_temp_dir, write_bytes, write_text
-from mmif.report.ap import ImageDetections, detection_scores
 
 log = logging.getLogger(__name__)
 

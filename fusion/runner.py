@@ -5,43 +5,16 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from fusion.registry import FusionMethod
 from mmif.io import ImageError, read_image, to_tensor, to_uint8, write_image
+from mmif.layout import SourcePair
 from mmif.logging_utils import progress_bar
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SourcePair:
-    stem: str
-    ir: Path
-    vis: Path
-
-
-def pair_folders(ir_dir: Path, vis_dir: Path) -> list[SourcePair]:
-    """Match the images of two folders by stem (whatever the extensions)."""
-    from mmif.io import list_images
-
-    irs, viss = list_images(ir_dir), list_images(vis_dir)
-    if not irs:
-        raise ImageError(f"{ir_dir}: no images found (expected .png/.jpg/.bmp/.tif files)")
-    only_ir = sorted(set(irs) - set(viss))
-    only_vis = sorted(set(viss) - set(irs))
-    if only_ir:
-        raise ImageError(
-            f"no visible partner for {irs[only_ir[0]]} in {vis_dir} ({len(only_ir)} unpaired); add it or remove the infrared image"
-        )
-    if only_vis:
-        raise ImageError(
-            f"no infrared partner for {viss[only_vis[0]]} in {ir_dir} ({len(only_vis)} unpaired); add it or remove the visible image"
-        )
-    return [SourcePair(s, irs[s], viss[s]) for s in sorted(irs)]
 
 
 def fuse_pairs(

@@ -42,7 +42,9 @@ The DVC pipeline (dvc.yaml) calls these subcommands; each also works on its own,
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or of `only` that one (its module alone is imported: a
+    stage run by DVC loads no other stage's code, which its dvc.yaml deps do not cover)."""
     parser = argparse.ArgumentParser(
         prog="mmif", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in STAGES.items():
+        if only is not None and name != only:
+            continue
         module = importlib.import_module(module_name)
         p = sub.add_parser(
             name,
@@ -79,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     --verbose). Permission and disk-space failures print one line too. Anything else is a bug:
     it is reported as an internal error with its traceback.
     """
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    command = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(command if command in STAGES else None)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()

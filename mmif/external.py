@@ -32,9 +32,9 @@ import yaml
 from PIL import Image
 
 from mmif.config import ConfigError
-from mmif.data.layout import SPLITS, Manifest, list_pairs
 from mmif.errors import InputError
 from mmif.io import ImageError, is_image_file, list_images, read_image, write_text
+from mmif.layout import SPLITS, Manifest, list_pairs
 
 log = logging.getLogger(__name__)
 

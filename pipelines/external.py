@@ -237,8 +237,8 @@ class _prepared_pairs:
             log.info("checking against the prepared pairs in %s", data)
             return PreparedPairs.load(data)
         from mmif.config import section
-        from mmif.data.prepare import DatasetConfig, prepare_dataset
-        from mmif.data.synthetic import SyntheticConfig, write_synthetic
+        from preparation.prepare import DatasetConfig, prepare_dataset
+        from preparation.synthetic import SyntheticConfig, write_synthetic
 
         self.tmp = tempfile.TemporaryDirectory(prefix="mmif-external-")
         out = Path(self.tmp.name) / "prepared"

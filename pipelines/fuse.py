@@ -21,11 +21,11 @@ import logging
 from pathlib import Path
 
 from fusion.registry import create_method, is_external, is_trainable
-from fusion.runner import SourcePair, fuse_pairs, pair_folders
+from fusion.runner import fuse_pairs
 from mmif.config import ConfigError
-from mmif.data.layout import SPLITS, list_pairs
 from mmif.errors import InputError, MissingInputError
 from mmif.io import atomic_dir, check_output_dir
+from mmif.layout import SPLITS, SourcePair, list_pairs, pair_folders
 from pipelines.common import (
     add_overwrite_argument,
     add_params_argument,

@@ -56,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusion.metrics import evaluate_folders, table_means
+    from metrics import evaluate_folders, table_means
 
     params = load_params(args, required=args.data is not None)
     section = params.get("metrics") or {}

@@ -46,8 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmif.data.prepare import DatasetConfig, prepare_dataset
-    from mmif.data.synthetic import SyntheticConfig, write_synthetic
+    from preparation.prepare import DatasetConfig, prepare_dataset
+    from preparation.synthetic import SyntheticConfig, write_synthetic
 
     params = load_params(args, required=False)
     cfg = section(params, "dataset", DatasetConfig)

@@ -57,8 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmif.report import ReportConfig, build_report
-    from mmif.report.build import report_inputs
+    from report import ReportConfig, build_report
+    from report.build import report_inputs
 
     params = load_params(args)
     cfg = section(params, "report", ReportConfig)

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from mmif.config import ConfigError
-from mmif.data.layout import Manifest
 from mmif.io import (
     atomic_dir,
     check_output_dir,
@@ -33,6 +32,7 @@ from mmif.io import (
     write_bytes,
     write_text,
 )
+from mmif.layout import Manifest
 from pipelines.common import add_overwrite_argument, add_params_argument, write_json
 from pipelines.seed_runs import plan_jobs, run_in_workers
 from pipelines.seed_summary import SCORES, summarise_seeds

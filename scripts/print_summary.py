@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmif.report.precision import bounds_of, interval_text
+from report.precision import bounds_of, interval_text
 
 HEADLINE = {"detect": ["mAP50", "mAP50_95"], "segment": ["mIoU", "pixel_accuracy"]}
 

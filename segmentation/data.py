@@ -22,8 +22,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from mmif.augment import Appearance, jitter
-from mmif.data.layout import IGNORE_INDEX, Manifest, list_pairs
 from mmif.io import ImageError, list_images, read_image
+from mmif.layout import IGNORE_INDEX, Manifest, list_pairs
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
-from mmif.data.layout import IGNORE_INDEX
+from mmif.layout import IGNORE_INDEX
 from mmif.logging_utils import progress_bar
 from segmentation.data import Batch
 

@@ -51,8 +51,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from mmif.data.layout import IGNORE_INDEX, Manifest
 from mmif.io import write_bytes, write_text
+from mmif.layout import IGNORE_INDEX, Manifest
 from mmif.logging_utils import progress_bar
 from segmentation.config import SegmentConfig, resolve_device
 from segmentation.data import (

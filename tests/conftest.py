@@ -31,7 +31,7 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def tiny_synthetic(tmp_path_factory) -> Path:
     """A prepared synthetic dataset of 64 x 48 images: 6 train, 2 val, 4 test pairs."""
-    from mmif.data.synthetic import SyntheticConfig, write_synthetic
+    from preparation.synthetic import SyntheticConfig, write_synthetic
 
     out = tmp_path_factory.mktemp("synthetic") / "prepared"
     write_synthetic(

@@ -43,10 +43,10 @@ from fusion.coconet.network import CoCoNet, flush_denormals
 from fusion.coconet.vgg import N_RELU_CONVS, VGG19Relu, load_vgg19_grey
 from fusion.registry import resolve_device
 from mmif.config import ConfigError
-from mmif.data.annotations import read_yolo_file, salient_from_boxes
-from mmif.data.layout import Manifest, list_pairs
 from mmif.errors import InputError, MissingInputError
 from mmif.io import ImageError, read_image, write_image, write_text
+from mmif.labels import read_yolo_file, salient_from_boxes
+from mmif.layout import Manifest, list_pairs
 from mmif.logging_utils import progress_bar
 from mmif.runtime import code_fingerprint
 
@@ -97,7 +97,7 @@ class TrainingData:
 
 
 def load_training_data(data_root: Path, cfg: CoCoNetConfig, split: str = "train") -> TrainingData:
-    """Read the pairs of one split of a prepared dataset (mmif.data.layout) with salient masks."""
+    """Read the pairs of one split of a prepared dataset (mmif.layout) with salient masks."""
     pairs = list_pairs(data_root, split)
     if not pairs:
         raise MissingInputError(
@@ -201,7 +201,7 @@ def salient_from_labels(
 ) -> np.ndarray:
     """Boolean H x W salient mask from the YOLO boxes ("cls cx cy w h", normalised) of target
     classes: with `ir` (uint8 H x W) and mode "refined", the warm part of each box
-    (mmif.data.annotations.salient_from_boxes), else the whole boxes.
+    (preparation.annotations.salient_from_boxes), else the whole boxes.
 
     classes: class ids that count as targets; None = all. A missing file means no targets.
     """

@@ -30,9 +30,9 @@ from fusion.densefuse.config import DenseFuseConfig
 from fusion.densefuse.loss import reconstruction_loss
 from fusion.densefuse.model import DenseFuseNet
 from fusion.registry import resolve_device
-from mmif.data.layout import list_pairs
 from mmif.errors import InputError, MissingInputError
 from mmif.io import read_image, write_text
+from mmif.layout import list_pairs
 from mmif.logging_utils import progress_bar
 from mmif.runtime import code_fingerprint
 

@@ -18,8 +18,8 @@ import torch
 
 from fusion.registry import FusionMethod, register
 from mmif.config import from_dict
-from mmif.data.layout import SPLITS
 from mmif.io import ImageError, list_images, read_image, to_tensor
+from mmif.layout import SPLITS
 
 
 @dataclass

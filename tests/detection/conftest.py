@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmif.data.synthetic import SyntheticConfig, write_synthetic
 from mmif.io import read_image, rgb_to_grey_uint8, write_image
+from preparation.synthetic import SyntheticConfig, write_synthetic
 
 
 def build_detection_data(

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from detection.dataset import DatasetError, build_yolo_dataset, read_yolo_labels
-from mmif.data.layout import Manifest
 from mmif.io import read_image
+from mmif.layout import Manifest
 
 
 def _copy_data(det_data: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from detection.ap import ImageDetections, detection_scores
 from detection.config import DetectConfig
 from detection.dataset import build_yolo_dataset, read_yolo_labels
 from detection.evaluate import coco_map, ultralytics_map, yolo_to_pixel_boxes
-from mmif.report.ap import ImageDetections, detection_scores
 
 CONTRACT_KEYS = {
     "mAP50",
@@ -101,7 +101,7 @@ def test_cross_check_matches_the_saved_predictions(two_runs) -> None:
     classes = list(metrics["per_class"])
     assert coco_map(images, classes)["mAP50"] == pytest.approx(metrics["tm_mAP50"], abs=1e-9)
     assert ultralytics_map(images, classes)["mAP50"] == pytest.approx(metrics["ul_mAP50"], abs=0.01)
-    # the headline mAP50 is the report's own AP of the saved predictions (mmif.report.ap)
+    # the headline mAP50 is the report's own AP of the saved predictions (detection.ap)
     own = detection_scores(
         [ImageDetections.from_lists(im["gt"], im["pred"]) for im in images], classes
     )

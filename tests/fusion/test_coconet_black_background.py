@@ -17,8 +17,8 @@ import torch
 from fusion.coconet.config import CoCoNetConfig
 from fusion.coconet.train import train_coconet
 from fusion.registry import create_method
-from mmif.data.layout import Manifest
 from mmif.io import write_image
+from mmif.layout import Manifest
 
 SIZE = 64
 BLACK = 0.02  # both sources below 2% of full range: "background"

@@ -24,11 +24,11 @@ from fusion.coconet.train import (
     sample_patches,
     train_coconet,
 )
-from fusion.metrics import compute_metrics
 from fusion.registry import create_method
-from mmif.data.layout import Manifest
-from mmif.data.synthetic import DET_CLASSES, SyntheticConfig, generate
+from metrics import compute_metrics
 from mmif.io import to_tensor, write_image, write_text
+from mmif.layout import Manifest
+from preparation.synthetic import DET_CLASSES, SyntheticConfig, generate
 
 
 def build_prepared(root: Path, n_train: int = 4, width: int = 64, height: int = 48) -> Path:

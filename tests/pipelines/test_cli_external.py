@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import yaml
 
-from mmif.data.layout import SPLITS, list_pairs
 from mmif.external import load_registry
 from mmif.io import OUTPUT_MARKER, read_image, to_tensor, to_uint8, write_image
+from mmif.layout import SPLITS, list_pairs
 from tests.pipelines.cli_helpers import REPO, error_lines, mmif, tree_digest
 
 N_METHODS = 40

@@ -16,7 +16,7 @@ from cli_helpers import error_lines, mmif, tree_digest, write_pairs
 
 import pipelines.methods
 from detection.dataset import DatasetError, build_yolo_dataset, read_yolo_labels
-from mmif.data.layout import Manifest
+from mmif.layout import Manifest
 
 
 @pytest.fixture

@@ -212,6 +212,22 @@ def test_experiment_keeps_metrics_and_plots(workspace):
     assert any("curves.csv" in k for k in doc["data"])
 
 
+def test_editing_a_metric_kernel_reruns_only_the_metric_stages(workspace):
+    """dvc.yaml's deps follow the imports: the fusion metrics are no dependency of training,
+    fusion or the task stages, so editing a kernel leaves them up to date."""
+    kernel = workspace / "metrics" / "fmi.py"
+    original = kernel.read_bytes()
+    try:
+        kernel.write_bytes(original + b"\n# edited by the test\n")
+        status = _run(["dvc", "status", "--json"], workspace)
+        stale = set(json.loads(status[status.index("{") :]))
+    finally:
+        kernel.write_bytes(original)
+    assert stale, "editing metrics/fmi.py should make the fusion_metrics stages stale"
+    assert all(s.startswith("fusion_metrics") for s in stale), stale
+    assert {f"fusion_metrics@{m}" for m in TINY["methods"]} <= stale, stale
+
+
 def test_second_repro_does_nothing_and_param_change_is_local(workspace):
     status = _run(["dvc", "status", "--json"], workspace)
     assert json.loads(status[status.index("{") :]) == {}

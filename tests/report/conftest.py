@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmif.data.layout import Manifest
 from mmif.io import write_image
+from mmif.layout import Manifest
 
 DET_CLASSES = ["person", "car"]
 SEG_CLASSES = ["background", "person", "car"]
@@ -235,7 +235,7 @@ def build_fake_report(
 ):
     """`build_fake_tree(root, quality, **tree)` and its report in root/results/report; returns
     (tree, report folder)."""
-    from mmif.report import ReportConfig, build_report
+    from report import ReportConfig, build_report
 
     fake = build_fake_tree(root, quality, **tree)
     out = root / "results" / "report"

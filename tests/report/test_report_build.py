@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 import pytest
 
 from mmif.io import OUTPUT_MARKER
-from mmif.report import ReportConfig, build_report
-from mmif.report.loading import ResultsError
+from report import ReportConfig, build_report
+from report.loading import ResultsError
 
 
 class _Refs(HTMLParser):

@@ -1,4 +1,4 @@
-"""Calibration of the seed-and-image comparison on simulated studies (mmif.report.simulation).
+"""Calibration of the seed-and-image comparison on simulated studies (report.simulation).
 
 A/A: two methods of the same quality, three seeds, trained with shared (paired, frozen /
 finetune) or independent (retrain) seeds: at alpha = 0.05 the test may call at most 8% of 200
@@ -11,16 +11,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmif.report.ap import match_detections, mean_average_precision
-from mmif.report.comparison import SeedScores, difference
-from mmif.report.simulation import (
+from detection.ap import match_detections, mean_average_precision
+from report.comparison import SeedScores, difference
+from report.simulation import (
     SimulationSetup,
     run_qualities,
     simulate_confusion,
     simulate_detections,
     simulate_scene,
 )
-from mmif.report.stats import iou_from_confusion, nanmean_last, resample_counts
+from report.stats import iou_from_confusion, nanmean_last, resample_counts
 
 N_SIMULATIONS = 200
 SEEDS = 3

@@ -1,4 +1,4 @@
-"""The results card (mmif.report.card) and what the report promises about it and its numbers:
+"""The results card (report.card) and what the report promises about it and its numbers:
 findings first, intervals inside their range, no more digits than the interval supports."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mmif.report.card import (
+from report.card import (
     BOTTOM_ROWS,
     TOP_ROWS,
     WIDTH_PX,
@@ -193,7 +193,7 @@ def test_print_summary_follows_the_rounding_rule(varied_report, capsys):
     out = capsys.readouterr().out
     scores = pd.read_csv(varied_report / "tables" / "segment_scores.csv")
     row = scores[(scores["method"] == "coconet") & (scores["score"] == "mIoU")].iloc[0]
-    from mmif.report.precision import UNIT, interval_text
+    from report.precision import UNIT, interval_text
 
     assert interval_text(row["mean"], row["ci_low"], row["ci_high"], UNIT) in out
     assert "best: coconet" in out and "fusion significantly better than both sources:" in out

@@ -1,4 +1,4 @@
-"""Differences of seed means with seed and image variance (mmif.report.comparison)."""
+"""Differences of seed means with seed and image variance (report.comparison)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from mmif.report.comparison import SeedScores, best_set, difference, seed_std_of_differences
+from report.comparison import SeedScores, best_set, difference, seed_std_of_differences
 
 
 def _scores(full, boot=None, seeds=None) -> SeedScores:

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmif.report.conditions import (
+from report.conditions import (
     condition_of,
     detection_by_condition,
     segmentation_by_condition,
 )
-from mmif.report.loading import SeedRun
+from report.loading import SeedRun
 
 BOX = [10.0, 10.0, 30.0, 30.0]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mmif.config import ConfigError, from_dict, section
-from mmif.report import ReportConfig
+from report import ReportConfig
 
 
 def test_defaults():

@@ -1,4 +1,4 @@
-"""The findings (mmif.report.findings) on constructed results: a clear winner, a tie, nothing
+"""The findings (report.findings) on constructed results: a clear winner, a tie, nothing
 significant, and the edge cases (one seed, a missing source, many methods).
 
 The results are constructed as per-seed scores with bootstrap resamples (TaskStatistics) and go
@@ -14,17 +14,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmif.report.config import ReportConfig
-from mmif.report.findings import (
+from report.config import ReportConfig
+from report.findings import (
     ANCHORS,
     findings_bullets,
     markdown_link,
     names,
     task_findings,
 )
-from mmif.report.significance import SANITY_COLUMNS, TaskStatistics, best_rows, compare
-from mmif.report.stats import mean_ci
-from mmif.report.tables import CORRELATION_COLUMNS
+from report.significance import SANITY_COLUMNS, TaskStatistics, best_rows, compare
+from report.stats import mean_ci
+from report.tables import CORRELATION_COLUMNS
 
 CFG = ReportConfig(bootstrap_samples=200)
 SEEDS = (0, 1, 2)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mmif.data.layout import Manifest
-from mmif.report.grid import source_labels
+from mmif.layout import Manifest
+from report.grid import source_labels
 
 
 def _manifest(modalities: dict | None) -> Manifest:

@@ -1,4 +1,4 @@
-"""The precision rule (mmif.report.precision) and Spearman's interval (mmif.report.stats)."""
+"""The precision rule (report.precision) and Spearman's interval (report.stats)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from mmif.report import precision
-from mmif.report.precision import (
+from report import precision
+from report.precision import (
     UNIT,
     bounds_of,
     clip,
@@ -21,7 +21,7 @@ from mmif.report.precision import (
     significant,
     value_at,
 )
-from mmif.report.stats import spearman, spearman_interval
+from report.stats import spearman, spearman_interval
 
 
 def interval_text(*args, **kwargs) -> str:

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mmif.report.ranking import BOTTOM, MANY_METHODS, TOP
+from report.ranking import BOTTOM, MANY_METHODS, TOP
 from tests.report.conftest import build_fake_report
 
 N_FUSED = 40

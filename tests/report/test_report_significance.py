@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from mmif.report.config import ReportConfig
-from mmif.report.loading import load_results
-from mmif.report.significance import (
+from report.config import ReportConfig
+from report.loading import load_results
+from report.significance import (
     TaskStatistics,
     best_rows,
     known_effects,
@@ -114,7 +114,7 @@ def test_zero_samples_skips_the_test(tmp_path, fake_tree_builder):
 
 
 def test_known_effects_follow_the_manifest():
-    from mmif.data.synthetic import DET_CLASSES, MODALITY_VISIBILITY, SEG_CLASSES
+    from preparation.synthetic import DET_CLASSES, MODALITY_VISIBILITY, SEG_CLASSES
 
     labels = {e.label for e in known_effects(MODALITY_VISIBILITY, DET_CLASSES)}
     assert labels == {"person at night: ir > vis", "bicycle: vis > ir"}

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmif.data.layout import Manifest
-from mmif.data.synthetic import SEG_CLASSES, SyntheticConfig, generate
 from mmif.io import rgb_to_grey_uint8, write_image
+from mmif.layout import Manifest
+from preparation.synthetic import SEG_CLASSES, SyntheticConfig, generate
 
 
 def build_dataset(

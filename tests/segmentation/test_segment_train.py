@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmif.data.layout import Manifest
+from mmif.layout import Manifest
 from segmentation.config import SegmentConfig
 from segmentation.errors import NoTaskLabels
 from segmentation.evaluate import iou_from_confusion, mean_iou
