@@ -1,13 +1,17 @@
-"""Shared test fixtures: paths to the team's real data (skipped when absent) and tiny datasets."""
+"""Fixtures shared by every test folder: offline settings, the vendored fixtures, the team's real
+data in ../shared (skipped when absent), one-thread torch for tiny tensors, tiny datasets."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+#: vendored on every clone (tests/fixtures/SOURCE.md says where each file comes from)
+FIXTURES = REPO / "tests" / "fixtures"
 SHARED = (REPO / ".." / "shared").resolve()
 SHARED_DATA = SHARED / "data"
 
@@ -21,11 +25,45 @@ os.environ.setdefault("MPLCONFIGDIR", str(REPO / ".cache" / "matplotlib"))
 
 
 def shared_path(*parts: str) -> Path:
-    """A path under ../shared/data, or skip the test with the reason."""
-    path = SHARED_DATA.joinpath(*parts)
+    """A path under ../shared (e.g. "data", "tno37"), or skip the test with the reason."""
+    path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real data not available: {path} (the team's ../shared/data is absent here)")
+        pytest.skip(f"real data not available: {path} (the team's ../shared is absent here)")
     return path
+
+
+@pytest.fixture
+def shared() -> Callable[..., Path]:
+    """A function giving a path under ../shared, skipping the test when it is absent."""
+    return shared_path
+
+
+@pytest.fixture
+def shared_data() -> Callable[..., Path]:
+    """A function giving a path under ../shared/data, skipping the test when it is absent."""
+    return lambda *parts: shared_path("data", *parts)
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """tests/fixtures: the vendored metric reference table and TNO pairs (always present)."""
+    return FIXTURES
+
+
+@pytest.fixture(scope="module")
+def single_thread() -> Iterator[None]:
+    """torch on one thread for a module, restored after it.
+
+    Tiny tensors gain nothing from intra-op threads, and on a shared, busy CPU the
+    synchronisation makes them tens of times slower. Use with
+    `pytestmark = pytest.mark.usefixtures("single_thread")`.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -31,23 +31,16 @@ from metrics.config import MetricsConfig
 from mmif.config import ConfigError, from_dict
 from mmif.io import ImageError, write_image
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-FIXTURE = SHARED / "fixtures" / "fusion_metrics_reference.csv"
-TNO = SHARED / "data" / "tno37"
+# vendored (tests/fixtures/SOURCE.md): the reference table and the TNO pairs it was computed on
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURE = FIXTURES / "fusion_metrics_reference.csv"
+TNO = FIXTURES / "tno"
 
 # tolerances stated in docs/METRICS.md (relative unless noted)
 CDDFUSE_RTOL = 5e-7
 CDDFUSE_SSIM_RTOL = 3e-6
 PORT_RTOL = 1e-4
 NABF_ATOL = 1e-6
-
-
-def _need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(
-            f"real data not available: {path.resolve()} (the team's ../shared is absent here)"
-        )
-    return path
 
 
 def _read_grey(path: Path) -> np.ndarray:
@@ -101,8 +94,6 @@ def _levels(x: torch.Tensor) -> np.ndarray:
 @pytest.fixture(scope="module")
 def fixture_results() -> dict[tuple[str, str], dict[str, dict[str, float]]]:
     """(pair, fusion) -> convention -> metric -> value, for the fixture's pairs."""
-    _need(FIXTURE)
-    _need(TNO)
     out: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
     for pair in ("TNO_001", "TNO_005"):
         a = _read_grey(TNO / "ir" / f"{pair}.png")
@@ -123,8 +114,6 @@ def fixture_results() -> dict[tuple[str, str], dict[str, dict[str, float]]]:
 
 
 def _fixture_rows() -> list[tuple[str, str, str, float, str]]:
-    if not FIXTURE.exists():
-        return []
     table = pd.read_csv(FIXTURE)
     table = table[table.metric.isin(METRIC_NAMES)]
     return [
@@ -133,7 +122,6 @@ def _fixture_rows() -> list[tuple[str, str, str, float, str]]:
     ]
 
 
-@pytest.mark.skipif(not FIXTURE.exists(), reason=f"reference fixture not available: {FIXTURE}")
 @pytest.mark.parametrize(("pair", "fusion", "metric", "value", "source"), _fixture_rows())
 def test_matches_reference_fixture(fixture_results, pair, fusion, metric, value, source):
     convention = "standard" if source == "standard" else "cddfuse"
@@ -153,9 +141,23 @@ def test_matches_reference_fixture(fixture_results, pair, fusion, metric, value,
 
 def test_fixture_covers_every_metric():
     rows = _fixture_rows()
-    if not rows:
-        pytest.skip(f"reference fixture not available: {FIXTURE}")
     assert {r[2] for r in rows} == set(METRIC_NAMES)
+    assert {(r[0], r[1]) for r in rows} == {
+        (p, f) for p in ("TNO_001", "TNO_005") for f in ("mean", "max", "w73")
+    }
+
+
+def test_vendored_fixtures_equal_the_shared_originals(shared):
+    """The vendored table is the shared one byte for byte; the re-encoded TNO images have the
+    shared images' pixels (tests/fixtures/SOURCE.md)."""
+    assert FIXTURE.read_bytes() == shared("fixtures", "fusion_metrics_reference.csv").read_bytes()
+    tno = shared("data", "tno37")
+    vendored = sorted(p.relative_to(TNO) for p in TNO.rglob("*.png"))
+    assert len(vendored) == 6
+    for rel in vendored:
+        np.testing.assert_array_equal(
+            _read_grey(TNO / rel), _read_grey(tno / rel), err_msg=str(rel)
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -307,7 +309,7 @@ def _np_fmi(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def other_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """TNO_025 (not in the fixture) and a weighted fusion of it."""
-    a = _read_grey(_need(TNO / "ir" / "TNO_025.png")).astype(np.float64)
+    a = _read_grey(TNO / "ir" / "TNO_025.png").astype(np.float64)
     b = _read_grey(TNO / "vis" / "TNO_025.png").astype(np.float64)
     return a, b, np.clip(np.rint(0.45 * a + 0.55 * b + 3.0), 0, 255)
 

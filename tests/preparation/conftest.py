@@ -1,32 +1,16 @@
-"""Fixtures for the dataset tests: the team's real data (skipped when absent) and tiny hand-made
-datasets written into tmp_path in the upstream layouts of MSRS, M3FD, LLVIP, FMB and plain folders."""
+"""Fixtures for the dataset tests: tiny hand-made datasets written into tmp_path in the upstream
+layouts of MSRS, M3FD, LLVIP, FMB and plain folders (the team's real data: `shared_data` in
+tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-@pytest.fixture
-def shared_data() -> Callable[..., Path]:
-    """Return a function giving a path under ../shared/data, skipping the test when it is absent."""
-
-    def get(*parts: str) -> Path:
-        path = SHARED_DATA.joinpath(*parts)
-        if not path.exists():
-            pytest.skip(
-                f"real data not available: {path} (the team's ../shared/data is absent here)"
-            )
-        return path
-
-    return get
 
 
 def image(h: int = 24, w: int = 32, colour: bool = False, seed: int = 0) -> np.ndarray:
