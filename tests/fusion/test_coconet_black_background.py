@@ -63,8 +63,8 @@ def background_mean(method, rng: np.random.Generator) -> float:
     return float(fused[black].mean())
 
 
+@pytest.mark.usefixtures("single_thread")  # tiny tensors (tests/conftest.py)
 def test_short_training_keeps_black_backgrounds_black(medical_like: Path, tmp_path: Path):
-    torch.set_num_threads(1)  # tiny tensors: threads only add synchronisation
     cfg = CoCoNetConfig.from_params(
         {
             # the medical profile's balance and step budget, scaled down to CPU seconds

@@ -23,13 +23,7 @@ from mmif.io import read_image, to_tensor
 MSRS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "msrs_det200" / "test"
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    # small images: with several threads, synchronisation dominates (badly so on a busy CPU)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

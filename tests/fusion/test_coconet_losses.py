@@ -18,14 +18,7 @@ from fusion.coconet.losses import (
 )
 from fusion.coconet.vgg import N_RELU_CONVS, VGG19Relu, seeded_vgg19_grey
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    # small tensors: with several threads, synchronisation dominates (badly so on a busy CPU)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,7 @@ from fusion.coconet.network import (
     pad_to_multiple,
 )
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    # small tensors: with several threads, synchronisation dominates (badly so on a busy CPU)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mmif.io import rgb_to_grey_uint8, write_image
 from mmif.layout import Manifest
@@ -55,11 +53,6 @@ def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="segmentation")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # The tiny models here gain nothing from threads, and on a shared, busy CPU intra-op threads
-    # make training tens of times slower; the setting is restored for other tests.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+@pytest.fixture(autouse=True)
+def _one_thread(single_thread: None) -> None:
+    """Every segmentation test runs torch on one thread (tests/conftest.py `single_thread`)."""
