@@ -1,5 +1,6 @@
 """Fixtures shared by every test folder: offline settings, the vendored fixtures, the team's real
-data in ../shared (skipped when absent), one-thread torch for tiny tensors, tiny datasets."""
+data in ../shared (skipped when absent), one-thread torch for tiny tensors, tiny synthetic
+datasets (with fused images for the task tests)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,6 +66,48 @@ def single_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def build_fused_dataset(
+    root: Path,
+    method: str,
+    n_train: int = 8,
+    n_val: int = 2,
+    n_test: int = 4,
+    width: int = 64,
+    height: int = 48,
+) -> tuple[Path, Path]:
+    """root/prepared (synthetic scenes with boxes and masks) and root/fused/<method>; returns
+    (data_root, fused_root).
+
+    Fused images alternate between grey (max of ir and visible luminance) and RGB (the visible
+    image), so both kinds go through the task models' input paths.
+    """
+    from mmif.io import read_image, rgb_to_grey_uint8, write_image
+    from preparation.synthetic import SyntheticConfig, write_synthetic
+
+    data_root, fused_root = root / "prepared", root / "fused" / method
+    cfg = SyntheticConfig(width=width, height=height, n_train=n_train, n_val=n_val, n_test=n_test)
+    write_synthetic(cfg, data_root, progress=False)
+    for split in ("train", "val", "test"):
+        for i, vis_path in enumerate(sorted((data_root / split / "vis").glob("*.png"))):
+            vis = read_image(vis_path)
+            ir = read_image(data_root / split / "ir" / vis_path.name)
+            fused = vis if i % 2 else np.maximum(ir, rgb_to_grey_uint8(vis))
+            write_image(fused_root / split / vis_path.name, fused)
+    return data_root, fused_root
+
+
+@pytest.fixture(scope="session")
+def det_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Detection tests: 8 train, 2 val, 4 test pairs of 64 x 48 and fused/tiny/."""
+    return build_fused_dataset(tmp_path_factory.mktemp("det_data"), "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Segmentation tests: 8 train, 2 val, 3 test pairs of 64 x 48 and fused/max/."""
+    return build_fused_dataset(tmp_path_factory.mktemp("seg_data"), "max", n_test=3)
 
 
 @pytest.fixture(scope="session")
