@@ -63,6 +63,7 @@ def background_mean(method, rng: np.random.Generator) -> float:
     return float(fused[black].mean())
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("single_thread")  # tiny tensors (tests/conftest.py)
 def test_short_training_keeps_black_backgrounds_black(medical_like: Path, tmp_path: Path):
     cfg = CoCoNetConfig.from_params(

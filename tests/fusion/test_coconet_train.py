@@ -124,6 +124,7 @@ def _curve(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_short_training_lowers_the_loss_and_writes_outputs(prepared: Path, tmp_path: Path):
     out = tmp_path / "model"
     cfg = tiny_config(stage1={"epochs": 4, "batch_size": 4, "lr": 2e-3})
@@ -177,6 +178,7 @@ def test_short_training_lowers_the_loss_and_writes_outputs(prepared: Path, tmp_p
         assert scores["trained"][k] > scores["untrained"][k], (k, scores)
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_last_finished_epoch(
     prepared: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
@@ -214,6 +216,7 @@ def test_resume_continues_from_the_last_finished_epoch(
     assert [r["epoch"] for r in _curve(resumed)] == ["1"] * len(first_rows)
 
 
+@pytest.mark.slow
 def test_stage2_continues_the_stage1_optimiser_and_resumes_exactly(prepared: Path, tmp_path: Path):
     s1 = {"epochs": 2, "batch_size": 4, "lr": 1e-3}
     only1 = tiny_config(stage1=s1, stage2={"epochs": 0, "batch_size": 4, "lr": 1e-4})
@@ -235,6 +238,7 @@ def test_stage2_continues_the_stage1_optimiser_and_resumes_exactly(prepared: Pat
     assert [g["lr"] for g in state["param_groups"]] == [1e-4]
 
 
+@pytest.mark.slow
 def test_step_budget_ends_mid_epoch_and_can_grow(prepared: Path, tmp_path: Path):
     # 4 pairs x 2 patches per epoch, batch 4: 2 steps per epoch; 3 steps end inside epoch 2
     def cfg(steps: int) -> CoCoNetConfig:
@@ -294,6 +298,7 @@ def _drift(weights: Path, data, cfg) -> float:
     )
 
 
+@pytest.mark.slow
 def test_batchnorm_statistics_do_not_drift_towards_targets_in_stage2(
     prepared: Path, tmp_path: Path
 ):

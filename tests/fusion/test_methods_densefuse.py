@@ -65,6 +65,7 @@ def test_config_from_params_names_bad_keys():
         densefuse_config({"epoch": 2})
 
 
+@pytest.mark.slow
 def test_training_writes_outputs_and_loss_falls(trained):
     rows = list(csv.DictReader((trained / "loss_curve.csv").open()))
     metrics = json.loads((trained / "train_metrics.json").read_text())
@@ -84,6 +85,7 @@ def test_training_writes_outputs_and_loss_falls(trained):
     assert ckpt["config"]["epochs"] == TINY.epochs and "state_dict" in ckpt
 
 
+@pytest.mark.slow
 def test_checkpoint_reloads_into_the_registered_method(trained, tiny_synthetic):
     method = create_method(
         "densefuse", {"fusion_rule": "l1_norm"}, weights=trained / "densefuse.pt"
@@ -101,6 +103,7 @@ def test_checkpoint_reloads_into_the_registered_method(trained, tiny_synthetic):
     assert info["trained"] is True and info["fusion_rule"] == "l1_norm" and "warning" not in info
 
 
+@pytest.mark.slow
 def test_training_is_deterministic_and_resumes_to_the_same_weights(
     trained, tiny_synthetic, tmp_path, monkeypatch
 ):
@@ -127,6 +130,7 @@ def test_training_is_deterministic_and_resumes_to_the_same_weights(
     assert checkpoint.exists()  # kept: a run with more epochs continues from it
 
 
+@pytest.mark.slow
 def test_more_epochs_continue_and_other_changes_start_afresh(tiny_synthetic, tmp_path, caplog):
     two = replace(TINY, epochs=2)
     train_densefuse(tiny_synthetic, tmp_path / "grown", replace(TINY, epochs=1), progress=False)
@@ -150,6 +154,7 @@ def test_more_epochs_continue_and_other_changes_start_afresh(tiny_synthetic, tmp
     assert "more than the 3 configured" in caplog.text
 
 
+@pytest.mark.slow
 def test_step_budget_stops_mid_epoch_and_grows_from_whole_epochs(tiny_synthetic, tmp_path, caplog):
     # 24 patches, batch 8: 3 steps per epoch; 5 steps = one epoch and 2 steps of the second
     five = replace(TINY, epochs=1, steps=5)
@@ -176,6 +181,7 @@ def test_step_budget_stops_mid_epoch_and_grows_from_whole_epochs(tiny_synthetic,
         densefuse_config({"steps": 0})
 
 
+@pytest.mark.slow
 def test_registered_trainer_and_missing_weights(tiny_synthetic, tmp_path, caplog):
     assert is_trainable("densefuse")
     params = {

@@ -33,6 +33,7 @@ def _checkpoint(out: Path) -> Path:
     return work_dir_for(out) / "checkpoints" / "last.pt"
 
 
+@pytest.mark.slow
 def test_two_outputs_of_one_name_never_share_a_work_folder(tmp_path, tiny_synthetic):
     params_a = _params(tmp_path, lr=1e-3)
     status, log = _train(tmp_path, "A/densefuse", tiny_synthetic, params_a)
@@ -51,6 +52,7 @@ def test_two_outputs_of_one_name_never_share_a_work_folder(tmp_path, tiny_synthe
     assert (tmp_path / "A" / ".mmif-work" / ".gitignore").read_text().strip().endswith("*")
 
 
+@pytest.mark.slow
 def test_same_command_from_another_folder_continues(tmp_path, tiny_synthetic):
     params = _params(tmp_path)
     (tmp_path / "one").mkdir()
@@ -63,6 +65,7 @@ def test_same_command_from_another_folder_continues(tmp_path, tiny_synthetic):
     assert "densefuse epoch 1" not in log  # nothing trained again
 
 
+@pytest.mark.slow
 def test_more_epochs_continue_other_changes_start_afresh(tmp_path, tiny_synthetic):
     status, log = _train(tmp_path, "models/densefuse", tiny_synthetic, _params(tmp_path, epochs=1))
     assert status == 0, log
@@ -74,6 +77,7 @@ def test_more_epochs_continue_other_changes_start_afresh(tmp_path, tiny_syntheti
     assert "not continued (lr changed from 0.001 to 0.0005); training from scratch" in log
 
 
+@pytest.mark.slow
 def test_coconet_more_epochs_continue_through_the_cli(tmp_path, tiny_synthetic):
     def params(epochs: int) -> Path:
         section = {
@@ -126,6 +130,7 @@ def _run_until_checkpoint(tmp_path: Path, data: Path, params: Path) -> object:
 LONG = {"epochs": 200, "patches_per_image": 16}
 
 
+@pytest.mark.slow
 def test_a_killed_training_leaves_nothing_the_next_run_does_not_clean_or_reuse(
     tmp_path, tiny_synthetic
 ):
@@ -146,6 +151,7 @@ def test_a_killed_training_leaves_nothing_the_next_run_does_not_clean_or_reuse(
     assert (models / "densefuse" / "densefuse.pt").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_training_says_what_is_kept_and_where(tmp_path, tiny_synthetic, sig):
     params = _params(tmp_path, **LONG)

@@ -22,6 +22,7 @@ def trained(tiny_dataset, tmp_path_factory):
     return metrics, out
 
 
+@pytest.mark.slow
 def test_writes_the_contract_files(trained, tiny_dataset):
     metrics, out = trained
     assert sorted(p.name for p in out.iterdir()) == ["confusion.npz", "curves.csv", "metrics.json"]
@@ -65,6 +66,7 @@ def test_writes_the_contract_files(trained, tiny_dataset):
     assert curves["val_mIoU"].between(0, 1).all()
 
 
+@pytest.mark.slow
 def test_summed_confusion_reproduces_reported_metrics(trained):
     metrics, out = trained
     with np.load(out / "confusion.npz") as npz:
@@ -83,6 +85,7 @@ def test_summed_confusion_reproduces_reported_metrics(trained):
     ]
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_metrics(trained, tiny_dataset, tmp_path):
     metrics, out = trained
     data_root, fused_root = tiny_dataset
@@ -102,6 +105,7 @@ def test_no_masks_raises_no_task_labels(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_weight_average_is_what_is_kept_and_tested(tiny_dataset, tmp_path):
     # select_on_val=False keeps the last epoch; an average with a vanishing decay is the last
     # weights themselves, so it scores like the plain run, and a long average scores otherwise
