@@ -20,9 +20,6 @@ from fusion.color import rgb_to_ycbcr
 from fusion.registry import create_method, is_trainable
 from mmif.io import read_image, to_tensor
 
-MSRS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "msrs_det200" / "test"
-
-
 pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors (tests/conftest.py)
 
 
@@ -118,13 +115,11 @@ def test_tiled_close_to_whole_image(sharp_model: CoCoNet):
     assert diff.mean() < 1 / 255 and diff.max() < 0.03
 
 
-@pytest.mark.skipif(
-    not MSRS.is_dir(), reason="shared MSRS test pairs (../shared/data/msrs_det200) not present"
-)
-def test_rgb_visible_gives_rgb_output_with_visible_chroma():
-    stem = sorted(p.stem for p in (MSRS / "vi").glob("*.png"))[0]
-    ir = to_tensor(read_image(MSRS / "ir" / f"{stem}.png", mode="grey"))[..., 200:296, 240:368]
-    vis = to_tensor(read_image(MSRS / "vi" / f"{stem}.png", mode="rgb"))[..., 200:296, 240:368]
+def test_rgb_visible_gives_rgb_output_with_visible_chroma(shared_data):
+    msrs = shared_data("msrs_det200", "test")
+    stem = sorted(p.stem for p in (msrs / "vi").glob("*.png"))[0]
+    ir = to_tensor(read_image(msrs / "ir" / f"{stem}.png", mode="grey"))[..., 200:296, 240:368]
+    vis = to_tensor(read_image(msrs / "vi" / f"{stem}.png", mode="rgb"))[..., 200:296, 240:368]
     method = create_method("coconet", {}, weights=None, device="cpu")
     fused = method.fuse(ir, vis)
     assert fused.shape == (1, 3, 96, 128)
