@@ -22,11 +22,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from detection.ap import match_detections, mean_average_precision  # noqa: E402
 from report.comparison import SeedScores, difference  # noqa: E402

@@ -18,7 +18,8 @@ as it is (the 15-minute default study first, then N methods on its 32 test pairs
 table with the CPU model and the load average; wall and CPU (user + sys of the child
 processes) per step. Run it on a quiet machine:
 
-    .venv/bin/python benchmarks/bench_external_scale.py --methods 40
+    .venv/bin/python -m benchmarks.bench_external_scale --methods 40   (from the repository root:
+    it imports the e2e test's helpers from tests/)
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def cpu_model() -> str:

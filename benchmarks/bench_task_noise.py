@@ -23,13 +23,11 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from mmif.layout import Manifest  # noqa: E402
 from report.comparison import seed_std_of_differences  # noqa: E402

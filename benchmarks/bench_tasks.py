@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from detection.config import DetectConfig, ultralytics_device  # noqa: E402
 from preparation.synthetic import SyntheticConfig, write_synthetic  # noqa: E402

@@ -14,6 +14,8 @@ import torch
 from metrics import gradient, information, statistics, structural, visual_information
 from metrics.inputs import CONVENTIONS, Convention, Triple, check_convention
 from mmif.errors import InputError
+from mmif.metric_catalog import CONVENTION_DEPENDENT, LOWER_IS_BETTER
+from mmif.metric_catalog import METRIC_NAMES as CATALOG_NAMES
 
 MetricFn = Callable[[Triple, Convention], torch.Tensor]
 
@@ -35,12 +37,9 @@ _REGISTRY: dict[str, MetricFn] = {
     "FMI_pixel": lambda t, c: information._fmi_pixel(t),
 }
 
-#: every metric, in the order tables use
-METRIC_NAMES: list[str] = list(_REGISTRY)
-#: metrics where a smaller value means a better fusion (all others: larger is better)
-LOWER_IS_BETTER: frozenset[str] = frozenset({"MSE", "Nabf"})
-#: metrics whose value depends on the convention
-CONVENTION_DEPENDENT: frozenset[str] = frozenset({"MI", "Qabf", "SSIM", "PSNR"})
+#: every metric, in the order tables use (mmif.metric_catalog, which the report reads)
+METRIC_NAMES: list[str] = list(CATALOG_NAMES)
+assert set(METRIC_NAMES) == set(_REGISTRY), "mmif.metric_catalog and the registry disagree"
 
 
 def resolve_names(names: Sequence[str] | None) -> list[str]:

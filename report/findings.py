@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from mmif.metric_catalog import LOWER_IS_BETTER
 from report.precision import bounds_of, difference_bounds, interval_text, p_equals, rounded
 from report.significance import TESTED_SCORE
-from report.tables import LOWER_IS_BETTER
 
 #: below this many methods a rank correlation and its interval are rough
 FEW_METHODS = 10

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure as MplFigure
 
+from mmif.metric_catalog import LOWER_IS_BETTER
 from report.document import Figure
 from report.loading import SeedRun, read_csv
 from report.precision import bounds_of, clip, difference_bounds, p_text, rounded
 from report.ranking import MANY_METHODS
-from report.tables import LOWER_IS_BETTER, fmt
+from report.tables import fmt
 
 log = logging.getLogger(__name__)
 

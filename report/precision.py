@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mmif.metric_catalog import RANGES
+
 #: significant digits kept of an interval's half-width
 SIGNIFICANT_DIGITS = 2
 #: significant digits of a value that has no interval
@@ -36,28 +38,7 @@ FALLBACK_DIGITS = 3
 #: t-interval of identical values comes out as 1e-17, not 0)
 NEGLIGIBLE = 1e-9
 UNIT = (0.0, 1.0)
-INF = math.inf
 
-#: ranges of the fusion metrics as this project computes them (../shared/docs/METRICS.md;
-#: sums of two similarities range over twice the single one); None: unbounded
-FUSION_BOUNDS: dict[str, tuple[float, float] | None] = {
-    "EN": (0.0, 8.0),
-    "SD": (0.0, 127.5),
-    "SF": (0.0, INF),
-    "AG": (0.0, INF),
-    "MI": (0.0, INF),
-    "SCD": (-2.0, 2.0),
-    "VIF": (0.0, INF),
-    "Qabf": UNIT,
-    "SSIM": (-2.0, 2.0),
-    "PSNR": None,
-    "MSE": (0.0, INF),
-    "CC": (-1.0, 1.0),
-    "Nabf": (0.0, INF),
-    "MS_SSIM": UNIT,
-    "FMI_pixel": UNIT,
-    "FMI_w": UNIT,
-}
 #: task scores that are not proportions (everything else a task stage reports lies in [0, 1])
 UNBOUNDED_TASK_SCORES = frozenset({"loss", "box_loss", "cls_loss", "dfl_loss", "train_loss"})
 
@@ -74,9 +55,9 @@ BOUNDS_NOTE = (
 
 def bounds_of(name: str, kind: str = "task") -> tuple[float, float] | None:
     """The range of a score: task scores and per-class values in [0, 1], fusion metrics from
-    `FUSION_BOUNDS` (None: unbounded or unknown)."""
+    `mmif.metric_catalog.RANGES` (None: unbounded or unknown)."""
     if kind == "fusion":
-        return FUSION_BOUNDS.get(name)
+        return RANGES.get(name)
     return None if name in UNBOUNDED_TASK_SCORES or name.endswith("_loss") else UNIT
 
 

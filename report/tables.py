@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mmif.io import write_text
+from mmif.metric_catalog import METRIC_NAMES
 from report.loading import Results, SeedRun
 from report.precision import (
     FALLBACK_DIGITS,
@@ -29,13 +30,6 @@ from report.precision import (
 )
 from report.stats import mean_ci, spearman, spearman_interval
 
-#: display order of the fusion metrics (docs/METRICS.md); others follow alphabetically
-FUSION_METRICS = (
-    "EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM", "PSNR", "MSE", "CC", "Nabf",
-    "MS_SSIM", "FMI_pixel", "FMI_w",
-)  # fmt: skip
-#: fusion metrics where lower is better (artefacts, error)
-LOWER_IS_BETTER = frozenset({"MSE", "Nabf"})
 #: task scores shown first and used for plots and correlations
 HEADLINE_SCORES = {"detect": ("mAP50", "mAP50_95"), "segment": ("mIoU", "pixel_accuracy")}
 #: scores of other libraries kept as cross-checks (CSV, recomputed table), not shown per method
@@ -72,7 +66,7 @@ def fusion_metric_names(results: Results) -> list[str]:
     names: set[str] = set()
     for data in results.fusion.values():
         names |= {k for k, v in data.items() if k not in FUSION_META_KEYS and _is_number(v)}
-    return [m for m in FUSION_METRICS if m in names] + sorted(names - set(FUSION_METRICS))
+    return [m for m in METRIC_NAMES if m in names] + sorted(names - set(METRIC_NAMES))
 
 
 def conventions(results: Results) -> dict[str, str]:

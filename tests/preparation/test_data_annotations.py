@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmif.labels import read_yolo_file, salient_from_boxes
+from mmif.labels import LabelError, read_yolo_file, salient_from_boxes
 from preparation.annotations import (
     read_class_list,
     read_voc,
@@ -97,7 +97,7 @@ def test_yolo_malformed_lines(tmp_path, text, line, match):
     with pytest.raises(DatasetError, match=f"s.txt: line {line}: {match}"):
         read_yolo(p, Report())  # prepare (and --check)
     # CoCoNet's salient masks read labels with the same line parser: same message
-    with pytest.raises(DatasetError, match=f"s.txt:{line}: {match}"):
+    with pytest.raises(LabelError, match=f"s.txt:{line}: {match}"):
         read_yolo_file(p)
 
 
