@@ -39,7 +39,7 @@ from fusion.coconet.train import (
     load_training_data,
     sample_patches,
 )
-from fusion.registry import resolve_device
+from fusion.registry import method_params, resolve_device
 from mmif.io import rgb_to_grey_uint8, to_tensor
 from preparation.synthetic import SyntheticConfig, generate
 
@@ -97,9 +97,9 @@ def bench_train(
     model, cfg: CoCoNetConfig, data: TrainingData, device: torch.device, stage: int, repeats: int
 ) -> tuple[float, float]:
     specs = sample_patches(data, cfg, stage, 0)
-    if len(specs) < cfg.stage1.batch_size:
-        specs = np.concatenate([specs] * (cfg.stage1.batch_size // max(len(specs), 1) + 1))
-    batch = extract_patches(data, specs[: cfg.stage1.batch_size], cfg.patch_size).to(device)
+    if len(specs) < cfg.stage1.patches_per_step:
+        specs = np.concatenate([specs] * (cfg.stage1.patches_per_step // max(len(specs), 1) + 1))
+    batch = extract_patches(data, specs[: cfg.stage1.patches_per_step], cfg.patch_size).to(device)
     features = _contrastive_features(model, cfg, device) if stage == 2 else None
     con_dtype = contrastive_dtype(cfg, device)
     optimizer = torch.optim.Adam(model.trainable_parameters(), lr=1e-5)
@@ -156,14 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    cfg = CoCoNetConfig.from_params(
+    cfg = method_params(
+        "coconet",
         {
-            "stage1": {"epochs": 1, "batch_size": args.batch, "lr": 1e-5},
+            "stage1": {"epochs": 1, "patches_per_step": args.batch, "lr": 1e-5},
             "patch_size": args.patch,
             "patches_per_image": max(4, args.batch // 8 + 1),
             "n_negatives": args.negatives,
             "contrastive_precision": args.precision,
-        }
+        },
     )
     model = build_model(cfg, device)
     print(f"device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}")

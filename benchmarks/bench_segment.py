@@ -113,14 +113,10 @@ def pipeline_config(batch_size: int | None) -> SegmentConfig:
     under the default protocol), batch size optionally replaced."""
     import dataclasses
 
-    import yaml
+    from mmif.config import load_params
 
-    from mmif.config import section
-
-    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    from segmentation.config import SegmentSection
-
-    cfg = section(params, "segment", SegmentSection).schedule("base")
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    cfg = params.segment.schedule("base")
     return cfg if batch_size is None else dataclasses.replace(cfg, batch_size=batch_size)
 
 

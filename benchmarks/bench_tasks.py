@@ -48,14 +48,10 @@ def pipeline_config(device: str, epochs: int) -> DetectConfig:
     the default protocol), with epochs and device replaced."""
     import dataclasses
 
-    import yaml
+    from mmif.config import load_params
 
-    from mmif.config import section
-
-    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    from detection.config import DetectSection
-
-    cfg = section(params, "detect", DetectSection).schedule("base")
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    cfg = params.detect.schedule("base")
     return dataclasses.replace(cfg, epochs=epochs, device=device, keep_run=True)
 
 

@@ -590,9 +590,9 @@ def save_registry(path: str | Path, entries: Mapping[str, Mapping[str, Any]]) ->
     return True
 
 
-def study_methods(params: Mapping[str, Any], registry: Mapping[str, Any]) -> list[str]:
+def study_methods(methods: Iterable[str], registry: Mapping[str, Any]) -> list[str]:
     """Every method of the study: params.yaml `methods`, then the registered ones."""
-    methods = [str(m) for m in (params.get("methods") or [])]
+    methods = [str(m) for m in methods]
     return methods + [n for n in registry if n not in methods]
 
 
@@ -606,11 +606,11 @@ def output_paths(name: str) -> list[Path]:
     return paths
 
 
-def reserved_names(params: Mapping[str, Any], builtins: Iterable[str]) -> dict[str, str]:
-    """Lower-cased names a registered method may not take -> what takes them."""
+def reserved_names(configured: Iterable[str], builtins: Iterable[str]) -> dict[str, str]:
+    """Lower-cased names a registered method may not take -> what takes them.
+    configured: the methods of params.yaml (`methods` and the `fusion` entries)."""
     out = {b.lower(): f"the built-in method '{b}'" for b in builtins}
-    fusion = params.get("fusion") or {}
-    for m in [*(params.get("methods") or []), *(fusion if isinstance(fusion, dict) else [])]:
+    for m in configured:
         out.setdefault(str(m).lower(), f"the method '{m}' of params.yaml")
     return out
 

@@ -8,12 +8,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from mmif.config import ConfigError, load_yaml
+from mmif.config import DEFAULT_PARAMS, Params
+from mmif.config import load_params as load_params_file
 from mmif.io import write_text
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PARAMS = "params.yaml"
 
 
 def add_params_argument(p: argparse.ArgumentParser) -> None:
@@ -34,24 +33,12 @@ def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
-def load_params(args: argparse.Namespace, required: bool = True) -> dict[str, Any]:
-    """params.yaml as a dict; an absent file is an error only when `required`."""
+def load_params(args: argparse.Namespace, required: bool = True) -> Params:
+    """The whole of --params (params.yaml), validated at the stage's start: a bad key in any
+    section stops every stage. An absent file is an error only when `required` (else the
+    built-in defaults)."""
     path = Path(getattr(args, "params", DEFAULT_PARAMS) or DEFAULT_PARAMS)
-    if not path.exists() and not required:
-        log.info("%s not found: using built-in defaults", path)
-        return {}
-    return load_yaml(path)
-
-
-def method_section(params: dict[str, Any], method: str) -> dict[str, Any]:
-    """The `fusion.<method>` mapping of params.yaml (empty when absent)."""
-    fusion = params.get("fusion") or {}
-    if not isinstance(fusion, dict):
-        raise ConfigError("params.yaml:fusion: expected a mapping of method name -> parameters")
-    value = fusion.get(method) or {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"params.yaml:fusion.{method}: expected a mapping, got {value!r}")
-    return dict(value)
+    return load_params_file(path, required=required)
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -20,7 +20,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from mmif.config import section, validated
+from mmif.config import validated
 from pipelines.common import load_params
 from pipelines.tasks import add_task_arguments, base_folder, run_task
 
@@ -36,13 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_section(args: argparse.Namespace):  # noqa: ANN201 (detection is imported lazily)
-    from detection.config import DetectSection
-
+    """params.yaml (validated whole) and its `detect` section, with --device applied."""
     params = load_params(args)
-    sec = section(params, "detect", DetectSection)
+    sec = params.detect
     if args.device:
         sec.device = args.device
-    validated(sec, "params.yaml:detect")
+        validated(sec, f"{args.params}:detect")
     return params, sec
 
 

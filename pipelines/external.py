@@ -29,6 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mmif.config import Params
 from mmif.errors import InputError
 from mmif.io import OUTPUT_MARKER, is_mmif_output
 from pipelines.common import add_params_argument, load_params
@@ -127,7 +128,7 @@ def _add(args: argparse.Namespace) -> int:
     registry = load_registry(args.registry)
     check_root(args.root)  # before any preparation
     builtins = [m for m in available_methods() if not m.startswith("external")]
-    reserved = reserved_names(params, builtins)
+    reserved = reserved_names([*params.methods, *params.fusion], builtins)
     with _prepared_pairs(args, params) as pairs:
         plan = plan_registration(
             args.root,
@@ -226,7 +227,7 @@ def _list(args: argparse.Namespace) -> int:
 class _prepared_pairs:
     """The prepared pairs of --data, or of a temporary preparation when it does not exist."""
 
-    def __init__(self, args: argparse.Namespace, params: dict):
+    def __init__(self, args: argparse.Namespace, params: Params):
         self.args, self.params, self.tmp = args, params, None
 
     def __enter__(self):
@@ -236,20 +237,19 @@ class _prepared_pairs:
         if (data / "manifest.json").is_file():
             log.info("checking against the prepared pairs in %s", data)
             return PreparedPairs.load(data)
-        from mmif.config import section
-        from preparation.prepare import DatasetConfig, prepare_dataset
-        from preparation.synthetic import SyntheticConfig, write_synthetic
+        from preparation.prepare import prepare_dataset
+        from preparation.synthetic import write_synthetic
 
         self.tmp = tempfile.TemporaryDirectory(prefix="mmif-external-")
         out = Path(self.tmp.name) / "prepared"
-        cfg = section(self.params, "dataset", DatasetConfig)
+        cfg = self.params.dataset
         log.info(
             "%s not prepared yet: preparing dataset '%s' in a temporary folder to check against",
             data,
             cfg.name,
         )
         if cfg.name == "synthetic":
-            write_synthetic(section(self.params, "synthetic", SyntheticConfig), out)
+            write_synthetic(self.params.synthetic, out)
         else:
             prepare_dataset(cfg, out, progress=False)
         return PreparedPairs.load(out)

@@ -20,27 +20,24 @@ import json
 import logging
 from pathlib import Path
 
-from fusion.registry import create_method, is_external, is_trainable
+from fusion.registry import (
+    MethodEntry,
+    create_method,
+    is_external,
+    is_trainable,
+    method_entry,
+)
 from fusion.runner import fuse_pairs
 from mmif.config import ConfigError
 from mmif.errors import InputError, MissingInputError
 from mmif.io import atomic_dir, check_output_dir
 from mmif.layout import SPLITS, SourcePair, list_pairs, pair_folders
-from pipelines.common import (
-    add_overwrite_argument,
-    add_params_argument,
-    load_params,
-    method_section,
-    write_json,
-)
+from pipelines.common import add_overwrite_argument, add_params_argument, load_params, write_json
 
 log = logging.getLogger(__name__)
 
 HELP = "fuse image pairs with one fusion method"
 DESCRIPTION = __doc__
-
-# key of `fusion.<method>` that configures this stage rather than the method
-BATCH_KEY = "fuse_batch_size"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -96,19 +93,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     params = load_params(args, required=args.data is not None and args.external is None)
-    section = (
-        _registered_section(args.method, args.external)
-        if args.external is not None
-        else method_section(params, args.method)
-    )
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InputError(f"--set {item}: expected KEY=VALUE")
-        section[key] = _parse_value(value)
-    batch_size = int(args.batch_size or section.pop(BATCH_KEY, 8))
-    section.pop(BATCH_KEY, None)
-    device = args.device or section.get("device", "auto")
+    if args.external is not None:
+        where = f"{args.external}:external.{args.method}"
+        raw = _registered_section(args.method, args.external)
+    else:
+        where = f"{args.params}:fusion.{args.method}"
+        raw = dict((params.raw.get("fusion") or {}).get(args.method) or {})
+    entry = _entry(args, raw, where)
+    cfg = entry.params
+    batch_size = int(args.batch_size or entry.fuse_batch_size)
+    device = args.device or getattr(cfg, "device", "auto")
     weights = args.weights or _weights_from_model_dir(args.model_dir)
     if weights is None and is_trainable(args.method) and not args.untrained:
         raise InputError(
@@ -116,18 +110,9 @@ def run(args: argparse.Namespace) -> int:
             f"from `mmif train --method {args.method} --out MODEL_DIR`) or --model-dir MODEL_DIR; "
             "--untrained fuses with a randomly initialised network (meaningless images)"
         )
-    if is_external(args.method) and "dir" in section:
-        section["dir"] = str(section["dir"])
-    out_inputs = [args.ir, args.vis, args.data, args.model_dir, weights, section.get("dir")]
+    out_inputs = [args.ir, args.vis, args.data, args.model_dir, weights, getattr(cfg, "dir", None)]
     check_output_dir(args.out, out_inputs, args.overwrite)
-    try:
-        method = create_method(args.method, section, weights=weights, device=device)
-    except ConfigError as exc:
-        if not args.set or "--set" in str(exc):
-            raise
-        raise ConfigError(
-            f"{exc} (method parameters come from params.yaml fusion.{args.method} and --set)"
-        ) from None
+    method = create_method(args.method, cfg, weights=weights, device=device)
     log.info("method %s on %s, batch %d", args.method, method.device, batch_size)
 
     if args.data is not None:
@@ -165,6 +150,24 @@ def run(args: argparse.Namespace) -> int:
         )
     log.info("wrote %d fused images to %s", n, args.out)
     return 0
+
+
+def _entry(args: argparse.Namespace, raw: dict, where: str) -> MethodEntry:
+    """The method's entry: `raw` (its params.yaml or external.yaml mapping) with the --set
+    KEY=VALUE overrides (YAML values), validated."""
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--set {item}: expected KEY=VALUE")
+        raw[key] = _parse_value(value)
+    try:
+        return method_entry(args.method, raw, where)
+    except ConfigError as exc:
+        if not args.set or "--set" in str(exc):
+            raise
+        raise ConfigError(
+            f"{exc} (method parameters come from {where.replace(':', ' ', 1)} and --set)"
+        ) from None
 
 
 def _weights_from_model_dir(model_dir: Path | None) -> Path | None:

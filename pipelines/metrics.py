@@ -58,13 +58,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from metrics import evaluate_folders, table_means
 
-    params = load_params(args, required=args.data is not None)
-    section = params.get("metrics") or {}
-    convention = args.convention or section.get("convention", "cddfuse")
-    names = args.names.split(",") if args.names else section.get("names")
-    device = args.device or section.get("device", "cpu")
+    cfg = load_params(args, required=args.data is not None).metrics
+    convention = args.convention or cfg.convention
+    names = args.names.split(",") if args.names else cfg.names
+    device = args.device or cfg.device
     if args.data is not None:
-        split = args.split or section.get("split", "test")
+        split = args.split or cfg.split
         ir_dir, vis_dir = args.data / split / "ir", args.data / split / "vis"
         fused_dir = args.fused / split
     else:
@@ -78,7 +77,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None and Path(args.json).resolve() == Path(args.out).resolve():
         raise InputError(f"--json {args.json} is the --out file too; give two different files")
     table = evaluate_folders(
-        ir_dir, vis_dir, fused_dir, names=names, convention=convention, device=device
+        ir_dir,
+        vis_dir,
+        fused_dir,
+        names=names,
+        convention=convention,
+        device=device,
+        batch_size=cfg.batch_size,
     )
     write_text(args.out, table.to_csv(index=False, float_format="%.6g"))
     means = table_means(table)

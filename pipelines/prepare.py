@@ -17,7 +17,6 @@ import logging
 import sys
 from pathlib import Path
 
-from mmif.config import section
 from pipelines.common import add_overwrite_argument, add_params_argument, load_params
 
 log = logging.getLogger(__name__)
@@ -46,11 +45,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from preparation.prepare import DatasetConfig, prepare_dataset
-    from preparation.synthetic import SyntheticConfig, write_synthetic
+    from preparation.prepare import prepare_dataset
+    from preparation.synthetic import write_synthetic
 
     params = load_params(args, required=False)
-    cfg = section(params, "dataset", DatasetConfig)
+    cfg = params.dataset
     if args.dataset:
         cfg.name = args.dataset
     if args.root:
@@ -61,9 +60,7 @@ def run(args: argparse.Namespace) -> int:
         if args.check:
             log.info("synthetic data is generated: nothing to check")
             return 0
-        write_synthetic(
-            section(params, "synthetic", SyntheticConfig), args.out, overwrite=args.overwrite
-        )
+        write_synthetic(params.synthetic, args.out, overwrite=args.overwrite)
         return 0
     result = prepare_dataset(cfg, args.out, check=args.check, overwrite=args.overwrite)
     if args.check:

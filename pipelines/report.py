@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmif.config import section
+from mmif.config import Params
 from mmif.io import check_output_dir, check_output_file, write_text
 from pipelines.common import add_overwrite_argument, add_params_argument, load_params
 
@@ -57,11 +57,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from report import ReportConfig, build_report
+    from report import build_report
     from report.build import report_inputs
 
     params = load_params(args)
-    cfg = section(params, "report", ReportConfig)
+    cfg = params.report
     inputs = report_inputs(args.results, args.data, args.fused)
     check_output_dir(args.out, inputs, args.overwrite)  # before the summary: the main output
     if args.summary:
@@ -80,12 +80,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study(args: argparse.Namespace, params: dict) -> list[str] | None:
+def _study(args: argparse.Namespace, params: Params) -> list[str] | None:
     """params.yaml `methods` and the registered methods; None (report every method found) when
     params.yaml lists no methods."""
     from mmif.external import REGISTRY_FILE, load_registry, study_methods
 
-    if "methods" not in params:
+    if "methods" not in params.raw:
         return None
     registry = args.registry or Path(args.params).parent / REGISTRY_FILE
-    return study_methods(params, load_registry(registry))
+    return study_methods(params.methods, load_registry(registry))

@@ -21,7 +21,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from mmif.config import section, validated
+from mmif.config import validated
 from pipelines.common import load_params
 from pipelines.tasks import add_task_arguments, base_folder, run_task, write_skipped
 
@@ -37,13 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_section(args: argparse.Namespace):  # noqa: ANN201 (segmentation is imported lazily)
-    from segmentation.config import SegmentSection
-
+    """params.yaml (validated whole) and its `segment` section, with --device applied."""
     params = load_params(args)
-    sec = section(params, "segment", SegmentSection)
+    sec = params.segment
     if args.device:
         sec.device = args.device
-    validated(sec, "params.yaml:segment")
+        validated(sec, f"{args.params}:segment")
     return params, sec
 
 

@@ -18,11 +18,10 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from mmif.config import ConfigError
+from mmif.config import ConfigError, Params
 from mmif.io import (
     atomic_dir,
     check_output_dir,
@@ -117,28 +116,19 @@ def _jobs(text: str) -> str | int:
     return value
 
 
-def task_seeds(args: argparse.Namespace, params: dict[str, Any]) -> list[int]:
-    """--seeds / --seed, else `seeds` of params.yaml, without repeats."""
+def task_seeds(args: argparse.Namespace, params: Params) -> list[int]:
+    """--seeds / --seed, else `seeds` of params.yaml (validated by `mmif.config.load_params`),
+    without repeats."""
     if args.seed is not None:
         return [args.seed]
     if args.seeds:
         return list(dict.fromkeys(args.seeds))
-    seeds = params.get("seeds")
-    if seeds is None:
+    if params.seeds is None:
         raise ConfigError(
-            "params.yaml: no `seeds` list; add e.g. `seeds: [0, 1, 2]` or pass --seeds"
+            f"{params.source or 'params.yaml'}: no `seeds` list; add e.g. `seeds: [0, 1, 2]` or "
+            "pass --seeds"
         )
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        seeds = [seeds]
-    if not (
-        isinstance(seeds, list)
-        and seeds
-        and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-    ):
-        raise ConfigError(
-            f"params.yaml:seeds: expected a non-empty list of integers, got {seeds!r}"
-        )
-    return list(dict.fromkeys(seeds))
+    return list(params.seeds)
 
 
 def add_base_arguments(p: argparse.ArgumentParser, task: str) -> None:
@@ -225,7 +215,7 @@ BASE_MARKER = "base.json"
 def run_base(
     task: str,
     args: argparse.Namespace,
-    params: dict[str, Any],
+    params: Params,
     protocol: str,
     jobs: int | str,
     on_cuda: bool,
@@ -264,7 +254,7 @@ def run_base(
 def run_task(
     task: str,
     args: argparse.Namespace,
-    params: dict[str, Any],
+    params: Params,
     protocol: str,
     jobs: int | str,
     on_cuda: bool,

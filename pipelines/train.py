@@ -15,6 +15,7 @@ finished one (a run with more epochs continues; other changes start afresh).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import shutil
@@ -22,13 +23,7 @@ from pathlib import Path
 
 from fusion.registry import is_external, is_trainable, train_method
 from mmif.io import atomic_dir, check_output_dir, check_output_file, exclusive, work_dir_for
-from pipelines.common import (
-    add_overwrite_argument,
-    add_params_argument,
-    load_params,
-    method_section,
-    write_json,
-)
+from pipelines.common import add_overwrite_argument, add_params_argument, load_params, write_json
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +48,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    params = load_params(args)
-    section = method_section(params, args.method)
-    section.pop("fuse_batch_size", None)  # the fuse stage's setting, not the method's
+    # the method's parameters (`fusion.<method>` without the fuse stage's fuse_batch_size)
+    cfg = load_params(args).method(args.method).params
     trainable = not is_external(args.method) and is_trainable(args.method)
     summary: dict = {"method": args.method, "trainable": trainable}
-    card: dict = {"method": args.method, "trainable": trainable, "weights": None, "params": section}
+    card: dict = {
+        "method": args.method,
+        "trainable": trainable,
+        "weights": None,
+        "params": dataclasses.asdict(cfg),
+    }
     inputs = [args.data]
     check_output_dir(args.out, inputs, args.overwrite)  # before any training
     if args.metrics:
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     work = work_dir_for(args.out) if trainable else None
     with atomic_dir(args.out, inputs=inputs, overwrite=args.overwrite, kind="model") as tmp:
         if work is not None:
-            weights = _train(args, section, work)
+            weights = _train(args, cfg, work)
             for f in work.iterdir():  # final weights, loss curve, metrics; not the checkpoints
                 if f.is_file() and not f.name.startswith("."):
                     shutil.copy2(f, tmp / f.name)
@@ -100,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 CHECKPOINTS = "checkpoints"
 
 
-def _train(args: argparse.Namespace, section: dict, work: Path) -> Path:
+def _train(args: argparse.Namespace, cfg: object, work: Path) -> Path:
     """Train in the output's own work folder (`mmif.io.work_dir_for`), locked against a second
     run writing the same output. The trainer decides from its checkpoint there whether to
     continue (same data, parameters and code; epochs may have grown) or start afresh."""
@@ -108,7 +107,7 @@ def _train(args: argparse.Namespace, section: dict, work: Path) -> Path:
         _remove_partial_files(work)
         log.info("training %s in its work folder %s (checkpoints)", args.method, work)
         try:
-            return train_method(args.method, args.data, work, section)
+            return train_method(args.method, args.data, work, cfg)
         except BaseException:
             saved = sorted((work / CHECKPOINTS).glob("*.pt"))
             if saved:

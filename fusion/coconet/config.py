@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
-
-from mmif.config import from_dict
+from typing import Any, ClassVar, Literal
 
 
 @dataclass
@@ -13,11 +11,14 @@ class StageConfig:
     """One training stage. epochs: passes over the stage's patches (0 skips the stage);
     steps: optimiser steps instead (null: `epochs` decides); a budget in steps trains a small
     dataset as much as a large one, drawing fresh patches epoch after epoch and stopping
-    mid-epoch when the budget is spent; batch_size: patches per step; lr: Adam learning rate."""
+    mid-epoch when the budget is spent; patches_per_step: training patches per optimiser step
+    (was `batch_size`); lr: Adam learning rate."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"batch_size": "patches_per_step"}
 
     epochs: int = 30
     steps: int | None = None
-    batch_size: int = 30
+    patches_per_step: int = 30
     lr: float = 1e-4
 
     # validate() raises ValueError; mmif.config.from_dict turns it into a ConfigError that
@@ -27,8 +28,8 @@ class StageConfig:
             raise ValueError("epochs: must be >= 0")
         if self.steps is not None and self.steps < 0:
             raise ValueError("steps: must be >= 0 (or null to count epochs)")
-        if self.batch_size < 1:
-            raise ValueError("batch_size: must be >= 1")
+        if self.patches_per_step < 1:
+            raise ValueError("patches_per_step: must be >= 1")
         if not self.lr > 0:
             raise ValueError("lr: must be > 0")
 
@@ -78,7 +79,9 @@ class CoCoNetConfig:
     Inference:
         tile_size: images larger than this (either side) are fused in overlapping tiles of this
             size (multiple of 16) and blended; tile_overlap: their overlap in pixels.
-        batch_size: images (or tiles) per forward pass.
+        images_per_pass: images, or tiles of the images larger than tile_size, per forward pass
+            of the network (was `batch_size`; the fuse stage hands over `fuse_batch_size` pairs
+            at a time, which this splits into passes).
         device: auto, cpu, cuda or cuda:N (training; the fuse stage passes its own device).
         amp: mixed precision on CUDA (bfloat16 where supported; float16 for inference
             otherwise).
@@ -86,6 +89,8 @@ class CoCoNetConfig:
             (AVX512-BF16 or AMX; ignored elsewhere): about 1.7x faster steps on such a CPU.
             Weights, optimiser and losses stay float32; CPU inference always runs in float32.
     """
+
+    RENAMED: ClassVar[dict[str, str]] = {"batch_size": "images_per_pass"}
 
     stage1: StageConfig = field(default_factory=StageConfig)
     stage2: FinetuneStageConfig = field(default_factory=FinetuneStageConfig)
@@ -105,7 +110,7 @@ class CoCoNetConfig:
     contrastive_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     tile_size: int = 1024
     tile_overlap: int = 64
-    batch_size: int = 4
+    images_per_pass: int = 4
     device: str = "auto"
     amp: bool = True
     amp_cpu: bool = False
@@ -129,17 +134,10 @@ class CoCoNetConfig:
             raise ValueError("tile_size: must be a multiple of 16 and at least 64")
         if not 0 <= self.tile_overlap <= self.tile_size // 2:
             raise ValueError("tile_overlap: must be in [0, tile_size / 2]")
-        if self.batch_size < 1:
-            raise ValueError("batch_size: must be >= 1")
+        if self.images_per_pass < 1:
+            raise ValueError("images_per_pass: must be >= 1")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"device: {self.device!r} is not auto, cpu, cuda or cuda:N")
-
-    @classmethod
-    def from_params(
-        cls, params: dict[str, Any] | None, where: str = "params.yaml:fusion.coconet"
-    ) -> CoCoNetConfig:
-        """Build from the `fusion.coconet` mapping (unknown keys and bad types raise ConfigError)."""
-        return from_dict(cls, dict(params or {}), where)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of primitives (stored in checkpoints, loadable with weights_only=True)."""

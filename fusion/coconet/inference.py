@@ -94,13 +94,13 @@ def fuse_tiled(
     vis: torch.Tensor,
     tile_size: int,
     overlap: int,
-    batch_size: int = 4,
+    images_per_pass: int = 4,
 ) -> torch.Tensor:
     """Fuse B x 1 x H x W sources in [0, 1] tile by tile; returns B x 1 x H x W in [0, 1].
 
     The image is first reflect-padded to a multiple of 16 exactly as the network pads a whole
     image, so border tiles see the same surroundings as an untiled pass. Tiles of every image
-    are batched together (`batch_size` images per forward pass).
+    are batched together (`images_per_pass` image tiles per forward pass).
     """
     h0, w0 = ir.shape[-2:]
     padded, (top, left) = pad_to_multiple(torch.cat([ir, vis], dim=1), SIZE_MULTIPLE)
@@ -112,7 +112,7 @@ def fuse_tiled(
     grid = [(i, j) for i in range(len(ys)) for j in range(len(xs))]
     out = torch.zeros(b, 1, h, w, device=ir.device, dtype=torch.float32)
     weight = torch.zeros(1, 1, h, w, device=ir.device, dtype=torch.float32)
-    per_pass = max(1, batch_size // b)  # tiles per pass, each carrying the whole image batch
+    per_pass = max(1, images_per_pass // b)  # tiles per pass, each carrying the whole image batch
     for k in range(0, len(grid), per_pass):
         chunk = grid[k : k + per_pass]
         crops_ir = torch.cat([ir[..., ys[i] : ys[i] + th, xs[j] : xs[j] + tw] for i, j in chunk])
@@ -131,19 +131,19 @@ def fuse_images(
     vis: torch.Tensor,
     tile_size: int = 1024,
     overlap: int = 64,
-    batch_size: int = 4,
+    images_per_pass: int = 4,
 ) -> torch.Tensor:
-    """Fuse B x 1 x H x W sources in [0, 1], `batch_size` images per pass; returns B x 1 x H x W.
+    """Fuse B x 1 x H x W sources in [0, 1], `images_per_pass` images (or tiles) per forward
+    pass; returns B x 1 x H x W.
 
     Images larger than `tile_size` on either side are fused in blended tiles (`fuse_tiled`).
     """
     tiled = max(ir.shape[-2:]) > tile_size
     out = []
-    for k in range(0, ir.shape[0], batch_size):
-        a, b = ir[k : k + batch_size], vis[k : k + batch_size]
-        out.append(
-            fuse_tiled(model, a, b, tile_size, overlap, batch_size) if tiled else model(a, b)
-        )
+    n = images_per_pass
+    for k in range(0, ir.shape[0], n):
+        a, b = ir[k : k + n], vis[k : k + n]
+        out.append(fuse_tiled(model, a, b, tile_size, overlap, n) if tiled else model(a, b))
     return torch.cat(out)
 
 
@@ -160,9 +160,9 @@ class CoCoNetMethod(FusionMethod):
     name = "coconet"
     trainable = True
 
-    def __init__(self, params: dict[str, Any], weights: Path | None, device: torch.device):
-        super().__init__(params, device)
-        self.cfg = CoCoNetConfig.from_params(params)
+    def __init__(self, cfg: CoCoNetConfig, weights: Path | None, device: torch.device):
+        super().__init__(cfg, device)
+        self.cfg = cfg
         self.weights = Path(weights) if weights else None
         if self.weights is not None:
             self.model, meta = load_coconet(self.weights, self.device)
@@ -195,7 +195,7 @@ class CoCoNetMethod(FusionMethod):
                 vis.to(self.device, torch.float32),
                 self.cfg.tile_size,
                 self.cfg.tile_overlap,
-                self.cfg.batch_size,
+                self.cfg.images_per_pass,
             )
             return fused.float().clamp_(0.0, 1.0)
 

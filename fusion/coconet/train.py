@@ -382,7 +382,7 @@ def contrastive_dtype(cfg: CoCoNetConfig, device: torch.device) -> torch.dtype |
 def stage_steps(cfg: CoCoNetConfig, stage: int, n_patches: int) -> tuple[int, int]:
     """(steps per epoch, optimiser steps of the whole stage) for a stage with `n_patches` per epoch."""
     sc = cfg.stage1 if stage == 1 else cfg.stage2
-    per_epoch = math.ceil(n_patches / sc.batch_size)
+    per_epoch = math.ceil(n_patches / sc.patches_per_step)
     if per_epoch == 0:
         return 0, 0
     return per_epoch, (sc.steps if sc.steps is not None else sc.epochs * per_epoch)
@@ -520,7 +520,9 @@ def train_coconet(
             losses = []
             for s in range(first, last):
                 batch = extract_patches(
-                    data, specs[s * sc.batch_size : (s + 1) * sc.batch_size], cfg.patch_size
+                    data,
+                    specs[s * sc.patches_per_step : (s + 1) * sc.patches_per_step],
+                    cfg.patch_size,
                 )
                 with flush_denormals():  # the backward pass produces subnormals too
                     values = _train_step(
@@ -545,7 +547,9 @@ def train_coconet(
         prog.stage, prog.stage_step = stage + 1, 0
 
     if cfg.bn_recalibration:
-        n = recalibrate_batchnorm(model, data, cfg, cfg.bn_recalibration, cfg.stage1.batch_size)
+        n = recalibrate_batchnorm(
+            model, data, cfg, cfg.bn_recalibration, cfg.stage1.patches_per_step
+        )
         log.info("BatchNorm statistics recomputed on %d random stage-1 patches", n)
     prog.seconds = prior_seconds + time.perf_counter() - started
     weights = out_dir / "coconet.pt"
@@ -722,9 +726,9 @@ def _incompatibility(
         if old.get(key) != new[key]:
             return f"{key} changed from {old.get(key)!r} to {new[key]!r}"
     for stage in ("stage1", "stage2"):
-        for key in ("batch_size", "lr"):
-            if old[stage][key] != new[stage][key]:
-                return f"{stage}.{key} changed from {old[stage][key]!r} to {new[stage][key]!r}"
+        for key in ("patches_per_step", "lr"):
+            if old[stage].get(key) != new[stage][key]:
+                return f"{stage}.{key} changed from {old[stage].get(key)!r} to {new[stage][key]!r}"
     stage, done = ckpt["stage"], ckpt["stage_step"]
     if stage == 1 and done > budgets[1][1]:
         return f"it holds {done} stage-1 steps, more than the {budgets[1][1]} configured"

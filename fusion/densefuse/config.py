@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from mmif.config import from_dict
+from typing import ClassVar, Literal
 
 FusionRule = Literal["addition", "l1_norm"]
+#: the fusion rule when neither params.yaml nor the weights name one
+DEFAULT_RULE: FusionRule = "addition"
 
 
 @dataclass
@@ -16,29 +16,32 @@ class DenseFuseConfig:
 
     epochs: passes over the patch set. steps: optimiser steps instead (null: `epochs` decides);
     a budget in steps trains a small dataset as much as a large one (epoch after epoch over the
-    patch set, stopping mid-epoch when the budget is spent). batch_size: patches per step (also the fuse stage's batch
-    size). lr: Adam learning rate (paper 1e-4). patch_size: side of the square training patches
+    patch set, stopping mid-epoch when the budget is spent). patches_per_step: training patches
+    per optimiser step (was `batch_size`). lr: Adam learning rate (paper 1e-4). patch_size: side of the square training patches
     (>= 16, the SSIM window needs room). patches_per_image: random patches cut once from every
     training image, infrared and visible alike. ssim_weight: lambda in loss = MSE + lambda (1 - SSIM)
     (paper's released models: 1e2). seed: seeds initialisation, patch sampling and shuffling.
     fusion_rule: "addition" (sum of encoder features) or "l1_norm" (features weighted by their
-    3 x 3-averaged l1 activity). device: cpu, cuda, cuda:N or auto.
+    3 x 3-averaged l1 activity); null: the rule the weights were trained with, else addition.
+    device: cpu, cuda, cuda:N or auto.
     """
+
+    RENAMED: ClassVar[dict[str, str]] = {"batch_size": "patches_per_step"}
 
     epochs: int = 10
     steps: int | None = None
-    batch_size: int = 16
+    patches_per_step: int = 16
     lr: float = 1e-4
     patch_size: int = 64
     patches_per_image: int = 8
     ssim_weight: float = 100.0
     seed: int = 0
-    fusion_rule: FusionRule = "addition"
+    fusion_rule: FusionRule | None = None
     device: str = "auto"
 
     def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.patches_per_image < 1:
-            raise ValueError("epochs, batch_size and patches_per_image must be >= 1")
+        if self.epochs < 1 or self.patches_per_step < 1 or self.patches_per_image < 1:
+            raise ValueError("epochs, patches_per_step and patches_per_image must be >= 1")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be >= 1 (or null to count epochs), got {self.steps}")
         if self.patch_size < 16:
@@ -49,10 +52,3 @@ class DenseFuseConfig:
             raise ValueError(
                 f"lr must be > 0 and ssim_weight >= 0, got lr={self.lr}, ssim_weight={self.ssim_weight}"
             )
-
-
-def densefuse_config(
-    params: dict[str, Any] | None, where: str = "params.yaml:fusion.densefuse"
-) -> DenseFuseConfig:
-    """Build and validate the config from a params mapping (unknown keys raise ConfigError)."""
-    return from_dict(DenseFuseConfig, dict(params or {}), where)

@@ -109,7 +109,7 @@ def train_densefuse(
     images = [p.ir for p in pairs] + [p.vis for p in pairs]
     patches = sample_patches(images, cfg.patch_size, cfg.patches_per_image, cfg.seed, progress)
     n = patches.shape[0]
-    steps_per_epoch = -(-n // cfg.batch_size)
+    steps_per_epoch = -(-n // cfg.patches_per_step)
     total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
     n_epochs = -(-total_steps // steps_per_epoch)
     log.info(
@@ -163,7 +163,7 @@ def train_densefuse(
             disable=not progress,
         )
         for b in bar:
-            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            idx = order[b * cfg.patches_per_step : (b + 1) * cfg.patches_per_step]
             x = patches[idx].to(device=device, dtype=torch.float32).div_(255.0)
             loss, parts = reconstruction_loss(model(x), x, cfg.ssim_weight)
             opt.zero_grad(set_to_none=True)
@@ -206,7 +206,8 @@ def train_densefuse(
         "epochs": n_epochs,
         "steps": len(rows),
         "patches_seen": sum(
-            min(cfg.batch_size, n - (s % steps_per_epoch) * cfg.batch_size) for s, _, _ in rows
+            min(cfg.patches_per_step, n - (s % steps_per_epoch) * cfg.patches_per_step)
+            for s, _, _ in rows
         ),
         "n_train_images": len(images),
         "n_patches": n,

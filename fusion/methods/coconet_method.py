@@ -8,23 +8,22 @@ untrained network with a loud warning and records `weights_loaded: false` in inf
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from fusion.coconet.config import CoCoNetConfig
 from fusion.registry import FusionMethod, register, register_trainer
 
 
-@register("coconet")
-def _coconet(params: dict[str, Any], weights: Path | None, device: torch.device) -> FusionMethod:
+@register("coconet", params=CoCoNetConfig)
+def _coconet(params: CoCoNetConfig, weights: Path | None, device: torch.device) -> FusionMethod:
     from fusion.coconet.inference import CoCoNetMethod  # imported on use: `mmif methods` stays fast
 
     return CoCoNetMethod(params, weights, device)
 
 
 @register_trainer("coconet")
-def _train_coconet(data_root: Path, out_dir: Path, params: dict[str, Any]) -> Path:
-    from fusion.coconet.config import CoCoNetConfig
+def _train_coconet(data_root: Path, out_dir: Path, params: CoCoNetConfig) -> Path:
     from fusion.coconet.train import train_coconet
 
-    return train_coconet(data_root, out_dir, CoCoNetConfig.from_params(params))
+    return train_coconet(data_root, out_dir, params)

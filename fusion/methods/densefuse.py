@@ -8,14 +8,12 @@ from typing import Any
 
 import torch
 
-from fusion.densefuse.config import densefuse_config
+from fusion.densefuse.config import DEFAULT_RULE, DenseFuseConfig
 from fusion.densefuse.rules import fuse_features
 from fusion.densefuse.train import load_densefuse, new_model, train_densefuse
 from fusion.registry import FusionMethod, register, register_trainer
 
 log = logging.getLogger(__name__)
-
-WHERE = "params.yaml:fusion.densefuse"
 
 
 class DenseFuseFusion(FusionMethod):
@@ -28,9 +26,8 @@ class DenseFuseFusion(FusionMethod):
     name = "densefuse"
     trainable = True
 
-    def __init__(self, params: dict[str, Any], weights: Path | None, device: torch.device):
-        super().__init__(params, device)
-        cfg = densefuse_config(self.params, WHERE)
+    def __init__(self, cfg: DenseFuseConfig, weights: Path | None, device: torch.device):
+        super().__init__(cfg, device)
         self.weights = Path(weights) if weights else None
         if self.weights is None:
             log.warning(
@@ -42,9 +39,7 @@ class DenseFuseFusion(FusionMethod):
         else:
             self.model, trained_cfg = load_densefuse(self.weights, self.device)
         # the rule is a fusion-time choice: params win, then what the weights were trained with
-        self.fusion_rule = self.params.get(
-            "fusion_rule", trained_cfg.get("fusion_rule", cfg.fusion_rule)
-        )
+        self.fusion_rule = cfg.fusion_rule or trained_cfg.get("fusion_rule") or DEFAULT_RULE
         self.trained_config = trained_cfg
 
     @torch.inference_mode()
@@ -67,11 +62,11 @@ class DenseFuseFusion(FusionMethod):
         return out
 
 
-@register("densefuse")
-def _densefuse(params: dict[str, Any], weights: Path | None, device: torch.device) -> FusionMethod:
+@register("densefuse", params=DenseFuseConfig)
+def _densefuse(params: DenseFuseConfig, weights: Path | None, device: torch.device) -> FusionMethod:
     return DenseFuseFusion(params, weights, device)
 
 
 @register_trainer("densefuse")
-def _train_densefuse(data_root: Path, out_dir: Path, params: dict[str, Any]) -> Path:
-    return train_densefuse(data_root, out_dir, densefuse_config(params, WHERE))
+def _train_densefuse(data_root: Path, out_dir: Path, params: DenseFuseConfig) -> Path:
+    return train_densefuse(data_root, out_dir, params)

@@ -12,14 +12,12 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pywt
 import torch
 
 from fusion.registry import FusionMethod, register
-from mmif.config import from_dict
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +78,14 @@ def dwt_fuse(
 class DWTFusion(FusionMethod):
     name = "dwt"
 
-    def __init__(self, params: dict[str, Any], device: torch.device):
+    def __init__(self, params: DWTParams, device: torch.device):
         super().__init__(params, device)
-        self.cfg = from_dict(DWTParams, self.params, "params.yaml:fusion.dwt")
+        self.cfg = params
 
     def fuse_luminance(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
         return dwt_fuse(ir, vis, self.cfg.wavelet, self.cfg.levels)
 
 
-@register("dwt")
-def _dwt(params: dict[str, Any], weights: Path | None, device: torch.device) -> FusionMethod:
+@register("dwt", params=DWTParams)
+def _dwt(params: DWTParams, weights: Path | None, device: torch.device) -> FusionMethod:
     return DWTFusion(params, device)

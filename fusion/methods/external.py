@@ -17,14 +17,14 @@ from typing import Any
 import torch
 
 from fusion.registry import FusionMethod, register
-from mmif.config import from_dict
 from mmif.io import ImageError, list_images, read_image, to_tensor
 from mmif.layout import SPLITS
 
 
 @dataclass
 class ExternalParams:
-    """`fusion.external:<name>` in params.yaml. dir: folder of fused images named by source stem."""
+    """`fusion.external_<name>` in params.yaml (or a method registered in external.yaml).
+    dir: folder of fused images named by source stem."""
 
     dir: str = ""
 
@@ -78,9 +78,9 @@ class ExternalFusion(FusionMethod):
 
     name = "external"
 
-    def __init__(self, params: dict[str, Any], device: torch.device):
+    def __init__(self, params: ExternalParams, device: torch.device):
         super().__init__(params, device)
-        self.cfg = from_dict(ExternalParams, self.params, "params.yaml:fusion.external:<name>")
+        self.cfg = params
         self.folder = Path(self.cfg.dir)
         self.split: str | None = None
         self._index: dict[Path, dict[str, Path]] = {}
@@ -147,6 +147,6 @@ class ExternalFusion(FusionMethod):
         return {**super().info(), "external": True, "dir": str(self.folder)}
 
 
-@register("external")
-def _external(params: dict[str, Any], weights: Path | None, device: torch.device) -> FusionMethod:
+@register("external", params=ExternalParams)
+def _external(params: ExternalParams, weights: Path | None, device: torch.device) -> FusionMethod:
     return ExternalFusion(params, device)

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from fusion.filters import box_mean, gaussian_blur, guided_filter, laplacian3x3
 from fusion.registry import FusionMethod, register
-from mmif.config import from_dict
 
 
 @dataclass
@@ -84,14 +82,14 @@ def gff_fuse(ir: torch.Tensor, vis: torch.Tensor, p: GFFParams | None = None) ->
 class GFFFusion(FusionMethod):
     name = "gff"
 
-    def __init__(self, params: dict[str, Any], device: torch.device):
+    def __init__(self, params: GFFParams, device: torch.device):
         super().__init__(params, device)
-        self.cfg = from_dict(GFFParams, self.params, "params.yaml:fusion.gff")
+        self.cfg = params
 
     def fuse_luminance(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
         return gff_fuse(ir, vis, self.cfg)
 
 
-@register("gff")
-def _gff(params: dict[str, Any], weights: Path | None, device: torch.device) -> FusionMethod:
+@register("gff", params=GFFParams)
+def _gff(params: GFFParams, weights: Path | None, device: torch.device) -> FusionMethod:
     return GFFFusion(params, device)

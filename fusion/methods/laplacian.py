@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from fusion.registry import FusionMethod, register
-from mmif.config import from_dict
 
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=torch.float64) / 16.0
 
@@ -85,14 +83,14 @@ def laplacian_fuse(ir: torch.Tensor, vis: torch.Tensor, levels: int = 4) -> torc
 class LaplacianFusion(FusionMethod):
     name = "laplacian"
 
-    def __init__(self, params: dict[str, Any], device: torch.device):
+    def __init__(self, params: LaplacianParams, device: torch.device):
         super().__init__(params, device)
-        self.cfg = from_dict(LaplacianParams, self.params, "params.yaml:fusion.laplacian")
+        self.cfg = params
 
     def fuse_luminance(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
         return laplacian_fuse(ir, vis, self.cfg.levels)
 
 
-@register("laplacian")
-def _laplacian(params: dict[str, Any], weights: Path | None, device: torch.device) -> FusionMethod:
+@register("laplacian", params=LaplacianParams)
+def _laplacian(params: LaplacianParams, weights: Path | None, device: torch.device) -> FusionMethod:
     return LaplacianFusion(params, device)

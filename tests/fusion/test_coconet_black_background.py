@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from fusion.coconet.config import CoCoNetConfig
 from fusion.coconet.train import train_coconet
-from fusion.registry import create_method
+from fusion.registry import create_method, method_params
 from mmif.io import write_image
 from mmif.layout import Manifest
 
@@ -66,17 +65,18 @@ def background_mean(method, rng: np.random.Generator) -> float:
 @pytest.mark.slow
 @pytest.mark.usefixtures("single_thread")  # tiny tensors (tests/conftest.py)
 def test_short_training_keeps_black_backgrounds_black(medical_like: Path, tmp_path: Path):
-    cfg = CoCoNetConfig.from_params(
+    cfg = method_params(
+        "coconet",
         {
             # the medical profile's balance and step budget, scaled down to CPU seconds
-            "stage1": {"steps": 60, "batch_size": 4, "lr": 1e-3},
+            "stage1": {"steps": 60, "patches_per_step": 4, "lr": 1e-3},
             "stage2": {"steps": 0},
             "ssim_weight": 2.0,
             "patch_size": 32,
             "patches_per_image": 2,
             "bn_recalibration": 24,
             "device": "cpu",
-        }
+        },
     )
     untrained = create_method("coconet", cfg.to_dict(), weights=None, device="cpu")
     grey = background_mean(untrained, np.random.default_rng(9))

@@ -50,7 +50,7 @@ def test_registered_and_trainable():
 
 def test_without_weights_warns_loudly_and_says_so(caplog: pytest.LogCaptureFixture):
     with caplog.at_level(logging.WARNING):
-        method = create_method("coconet", {"batch_size": 2}, weights=None, device="cpu")
+        method = create_method("coconet", {"images_per_pass": 2}, weights=None, device="cpu")
     assert any("WITHOUT WEIGHTS" in r.message for r in caplog.records)
     info = method.info()
     assert info["weights_loaded"] is False and info["weights"] is None
@@ -63,7 +63,7 @@ def test_loads_weights_and_fuses_like_the_network(tmp_path: Path):
     net = CoCoNet().eval()
     path = tmp_path / "coconet.pt"
     torch.save({"model": net.state_dict(), "config": {}, "vgg_pretrained": False}, path)
-    method = create_method("coconet", {"batch_size": 2}, weights=path, device="cpu")
+    method = create_method("coconet", {"images_per_pass": 2}, weights=path, device="cpu")
     assert method.info()["weights_loaded"] is True and method.info()["weights"] == str(path)
     ir, vis = torch.rand(3, 1, 40, 52), torch.rand(3, 1, 40, 52)
     with torch.inference_mode():
@@ -98,7 +98,7 @@ def test_tiling_is_exact_for_a_pixelwise_model():
         return 0.3 * ir + 0.7 * vis**2
 
     ir, vis = torch.rand(2, 1, 150, 200), torch.rand(2, 1, 150, 200)
-    tiled = fuse_tiled(model, ir, vis, tile_size=64, overlap=16, batch_size=4)
+    tiled = fuse_tiled(model, ir, vis, tile_size=64, overlap=16, images_per_pass=4)
     torch.testing.assert_close(tiled, model(ir, vis), atol=1e-6, rtol=0)
 
 
@@ -106,7 +106,7 @@ def test_tiled_close_to_whole_image(sharp_model: CoCoNet):
     ir, vis = _scene(150, 200)
     with torch.inference_mode():
         whole = sharp_model(ir, vis)
-        tiled = fuse_images(sharp_model, ir, vis, tile_size=96, overlap=32, batch_size=4)
+        tiled = fuse_images(sharp_model, ir, vis, tile_size=96, overlap=32, images_per_pass=4)
     assert tiled.shape == whole.shape
     assert whole.std() > 0.02  # the output has structure worth comparing
     diff = (tiled - whole).abs()

@@ -24,7 +24,7 @@ from fusion.coconet.train import (
     sample_patches,
     train_coconet,
 )
-from fusion.registry import create_method
+from fusion.registry import create_method, method_params
 from metrics import compute_metrics
 from mmif.io import to_tensor, write_image, write_text
 from mmif.layout import Manifest
@@ -57,14 +57,14 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tiny_config(**overrides) -> CoCoNetConfig:
     params = {
-        "stage1": {"epochs": 3, "batch_size": 4, "lr": 1e-3},
-        "stage2": {"epochs": 1, "batch_size": 4, "lr": 1e-4},
+        "stage1": {"epochs": 3, "patches_per_step": 4, "lr": 1e-3},
+        "stage2": {"epochs": 1, "patches_per_step": 4, "lr": 1e-4},
         "patch_size": 32,
         "patches_per_image": 2,
         "device": "cpu",
     }
     params.update(overrides)
-    return CoCoNetConfig.from_params(params)
+    return method_params("coconet", params)
 
 
 def test_salient_from_labels_boxes_and_classes(tmp_path: Path):
@@ -127,7 +127,7 @@ def _curve(out: Path) -> list[dict[str, str]]:
 @pytest.mark.slow
 def test_short_training_lowers_the_loss_and_writes_outputs(prepared: Path, tmp_path: Path):
     out = tmp_path / "model"
-    cfg = tiny_config(stage1={"epochs": 4, "batch_size": 4, "lr": 2e-3})
+    cfg = tiny_config(stage1={"epochs": 4, "patches_per_step": 4, "lr": 2e-3})
     weights = train_coconet(prepared, out, cfg, progress=False)
     assert weights == out / "coconet.pt"
     rows = _curve(out)
@@ -182,8 +182,8 @@ def test_short_training_lowers_the_loss_and_writes_outputs(prepared: Path, tmp_p
 def test_resume_continues_from_the_last_finished_epoch(
     prepared: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
-    one = tiny_config(stage1={"epochs": 1, "batch_size": 4, "lr": 1e-3}, stage2={"epochs": 0})
-    two = tiny_config(stage1={"epochs": 2, "batch_size": 4, "lr": 1e-3}, stage2={"epochs": 0})
+    one = tiny_config(stage1={"epochs": 1, "patches_per_step": 4, "lr": 1e-3}, stage2={"epochs": 0})
+    two = tiny_config(stage1={"epochs": 2, "patches_per_step": 4, "lr": 1e-3}, stage2={"epochs": 0})
     resumed, fresh = tmp_path / "resumed", tmp_path / "fresh"
     train_coconet(prepared, resumed, one, progress=False)  # as if killed after epoch 1
     first_rows = _curve(resumed)
@@ -208,7 +208,9 @@ def test_resume_continues_from_the_last_finished_epoch(
             prepared,
             resumed,
             tiny_config(
-                seed=5, stage1={"epochs": 1, "batch_size": 4, "lr": 1e-3}, stage2={"epochs": 0}
+                seed=5,
+                stage1={"epochs": 1, "patches_per_step": 4, "lr": 1e-3},
+                stage2={"epochs": 0},
             ),
             progress=False,
         )
@@ -218,9 +220,9 @@ def test_resume_continues_from_the_last_finished_epoch(
 
 @pytest.mark.slow
 def test_stage2_continues_the_stage1_optimiser_and_resumes_exactly(prepared: Path, tmp_path: Path):
-    s1 = {"epochs": 2, "batch_size": 4, "lr": 1e-3}
-    only1 = tiny_config(stage1=s1, stage2={"epochs": 0, "batch_size": 4, "lr": 1e-4})
-    both = tiny_config(stage1=s1, stage2={"epochs": 1, "batch_size": 4, "lr": 1e-4})
+    s1 = {"epochs": 2, "patches_per_step": 4, "lr": 1e-3}
+    only1 = tiny_config(stage1=s1, stage2={"epochs": 0, "patches_per_step": 4, "lr": 1e-4})
+    both = tiny_config(stage1=s1, stage2={"epochs": 1, "patches_per_step": 4, "lr": 1e-4})
     resumed, fresh = tmp_path / "resumed", tmp_path / "fresh"
     train_coconet(prepared, resumed, only1, progress=False)  # as if stopped after stage 1
     train_coconet(prepared, resumed, both, progress=False)  # goes on into stage 2
@@ -243,7 +245,7 @@ def test_step_budget_ends_mid_epoch_and_can_grow(prepared: Path, tmp_path: Path)
     # 4 pairs x 2 patches per epoch, batch 4: 2 steps per epoch; 3 steps end inside epoch 2
     def cfg(steps: int) -> CoCoNetConfig:
         return tiny_config(
-            stage1={"steps": steps, "batch_size": 4, "lr": 1e-3}, stage2={"epochs": 0}
+            stage1={"steps": steps, "patches_per_step": 4, "lr": 1e-3}, stage2={"epochs": 0}
         )
 
     resumed, fresh = tmp_path / "resumed", tmp_path / "fresh"
@@ -305,8 +307,8 @@ def test_batchnorm_statistics_do_not_drift_towards_targets_in_stage2(
     # stage 2 trains on target-centred patches; inference must still normalise with statistics
     # of whole images (same weights either way: only the running statistics differ)
     stages = {
-        "stage1": {"epochs": 3, "batch_size": 4, "lr": 1e-3},
-        "stage2": {"epochs": 6, "batch_size": 4, "lr": 1e-3},
+        "stage1": {"epochs": 3, "patches_per_step": 4, "lr": 1e-3},
+        "stage2": {"epochs": 6, "patches_per_step": 4, "lr": 1e-3},
     }
     cfg = tiny_config(**stages)
     data = load_training_data(prepared, cfg)

@@ -13,14 +13,13 @@ import torch
 
 import fusion.densefuse.train as train_module
 from fusion.densefuse import DenseFuseConfig, DenseFuseNet, train_densefuse
-from fusion.densefuse.config import densefuse_config
 from fusion.densefuse.loss import ssim
 from fusion.densefuse.rules import fuse_addition, fuse_features, fuse_l1_norm
-from fusion.registry import create_method, is_trainable, train_method
+from fusion.registry import create_method, is_trainable, method_params, train_method
 from mmif.config import ConfigError
 
 TINY = DenseFuseConfig(
-    epochs=3, batch_size=8, lr=1e-3, patch_size=32, patches_per_image=2, device="cpu"
+    epochs=3, patches_per_step=8, lr=1e-3, patch_size=32, patches_per_image=2, device="cpu"
 )
 
 
@@ -58,11 +57,13 @@ def test_ssim_is_one_for_identical_and_lower_for_noisy():
 
 
 def test_config_from_params_names_bad_keys():
-    assert densefuse_config({"fusion_rule": "l1_norm", "epochs": 2}).fusion_rule == "l1_norm"
+    assert (
+        method_params("densefuse", {"fusion_rule": "l1_norm", "epochs": 2}).fusion_rule == "l1_norm"
+    )
     with pytest.raises(ConfigError, match="fusion.densefuse.fusion_rule"):
-        densefuse_config({"fusion_rule": "max"})
+        method_params("densefuse", {"fusion_rule": "max"})
     with pytest.raises(ConfigError, match="fusion.densefuse.epoch"):
-        densefuse_config({"epoch": 2})
+        method_params("densefuse", {"epoch": 2})
 
 
 @pytest.mark.slow
@@ -70,7 +71,7 @@ def test_training_writes_outputs_and_loss_falls(trained):
     rows = list(csv.DictReader((trained / "loss_curve.csv").open()))
     metrics = json.loads((trained / "train_metrics.json").read_text())
     n_patches = 6 * 2 * TINY.patches_per_image  # 6 train pairs, both modalities
-    steps_per_epoch = -(-n_patches // TINY.batch_size)
+    steps_per_epoch = -(-n_patches // TINY.patches_per_step)
     assert len(rows) == metrics["steps"] == TINY.epochs * steps_per_epoch
     assert list(rows[0]) == ["step", "epoch", "loss"]
     assert metrics["n_patches"] == n_patches and metrics["n_train_images"] == 12
@@ -178,7 +179,7 @@ def test_step_budget_stops_mid_epoch_and_grows_from_whole_epochs(tiny_synthetic,
     for k, v in fresh.items():  # "five" was retrained from scratch with 6 steps above
         torch.testing.assert_close(grown[k], v, atol=0, rtol=0)
     with pytest.raises(ConfigError, match="steps must be >= 1"):
-        densefuse_config({"steps": 0})
+        method_params("densefuse", {"steps": 0})
 
 
 @pytest.mark.slow
@@ -186,7 +187,7 @@ def test_registered_trainer_and_missing_weights(tiny_synthetic, tmp_path, caplog
     assert is_trainable("densefuse")
     params = {
         "epochs": 1,
-        "batch_size": 8,
+        "patches_per_step": 8,
         "patch_size": 16,
         "patches_per_image": 1,
         "device": "cpu",

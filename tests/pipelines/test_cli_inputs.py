@@ -78,7 +78,7 @@ def test_learned_method_without_weights_is_an_error(pairs):
     [
         ("max", "foo", "it takes no parameters"),
         ("ir", "weight_ir", "it takes no parameters"),
-        ("weighted", "weight", "its parameters are: weight_ir"),
+        ("weighted", "weight", "known keys: weight_ir"),
         ("laplacian", "level", "known keys: levels"),
     ],
 )

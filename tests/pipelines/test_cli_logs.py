@@ -40,7 +40,7 @@ def test_no_bar_updates_in_a_log_file(tmp_path, tiny_synthetic):
                 "fusion": {
                     "densefuse": {
                         "epochs": 2,
-                        "batch_size": 4,
+                        "patches_per_step": 4,
                         "patch_size": 16,
                         "patches_per_image": 2,
                         "device": "cpu",

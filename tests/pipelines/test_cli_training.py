@@ -15,7 +15,13 @@ from cli_helpers import error_lines, mmif, start_mmif, tree_digest
 
 from mmif.io import exclusive, work_dir_for
 
-DENSEFUSE = {"epochs": 1, "batch_size": 8, "lr": 1e-3, "patch_size": 16, "patches_per_image": 1}
+DENSEFUSE = {
+    "epochs": 1,
+    "patches_per_step": 8,
+    "lr": 1e-3,
+    "patch_size": 16,
+    "patches_per_image": 1,
+}
 
 
 def _params(folder: Path, **densefuse) -> Path:
@@ -81,8 +87,8 @@ def test_more_epochs_continue_other_changes_start_afresh(tmp_path, tiny_syntheti
 def test_coconet_more_epochs_continue_through_the_cli(tmp_path, tiny_synthetic):
     def params(epochs: int) -> Path:
         section = {
-            "stage1": {"epochs": epochs, "batch_size": 4, "lr": 1e-3},
-            "stage2": {"epochs": 0, "batch_size": 4, "lr": 1e-4},
+            "stage1": {"epochs": epochs, "patches_per_step": 4, "lr": 1e-3},
+            "stage2": {"epochs": 0, "patches_per_step": 4, "lr": 1e-4},
             "patch_size": 32,
             "patches_per_image": 1,
             "device": "cpu",

@@ -56,8 +56,8 @@ def _tiny_params() -> dict:
     coconet = params["fusion"]["coconet"]
     coconet.update(
         {
-            "stage1": {"epochs": 1, "batch_size": 4, "lr": 1e-4},
-            "stage2": {"epochs": 1, "batch_size": 4, "lr": 1e-5},
+            "stage1": {"epochs": 1, "patches_per_step": 4, "lr": 1e-4},
+            "stage2": {"epochs": 1, "patches_per_step": 4, "lr": 1e-5},
             "patches_per_image": 2,
             "bn_recalibration": 60,
         }

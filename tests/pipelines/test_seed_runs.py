@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mmif.cli import build_parser
+from mmif.config import params_from_dict
 from pipelines.seed_runs import JobPlan, plan_jobs, run_in_workers
 from pipelines.seed_summary import summarise_seeds
 from pipelines.tasks import task_seeds
@@ -46,12 +47,12 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 
 def test_seeds_from_arguments_or_params():
-    params = {"seeds": [2, 0, 2]}
+    params = params_from_dict({"seeds": [2, 0, 2]})
     assert task_seeds(_parse(), params) == [2, 0]
     assert task_seeds(_parse("--seeds", "5", "6"), params) == [5, 6]
     assert task_seeds(_parse("--seed", "7"), params) == [7]
     with pytest.raises(ValueError, match="seeds"):
-        task_seeds(_parse(), {"seeds": ["a"]})
+        task_seeds(_parse(), params_from_dict({}))
     with pytest.raises(SystemExit):
         _parse("--seed", "1", "--seeds", "2")
 
