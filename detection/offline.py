@@ -38,7 +38,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from mmif.io import write_text
+from mmif.io import atomic_path, write_json
 from mmif.logging_utils import stream_is_terminal
 
 log = logging.getLogger(__name__)
@@ -138,9 +138,8 @@ def _install_fonts(config_dir: Path) -> None:
                 name,
             )
             return
-        tmp = dest.with_name(f".{name}.tmp-{os.getpid()}")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(source, tmp)
 
 
 def _write_settings(config_dir: Path) -> None:
@@ -154,7 +153,7 @@ def _write_settings(config_dir: Path) -> None:
         current = {}
     wanted = {**current, **offline_settings(config_dir.parent)}
     if wanted != current:
-        write_text(path, json.dumps(wanted, indent=2) + "\n")
+        write_json(path, wanted)
 
 
 def import_ultralytics() -> ModuleType:

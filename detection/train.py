@@ -47,7 +47,7 @@ from detection.offline import cache_root, project_root
 from mmif.augment import APPEARANCE_ENV
 from mmif.config import ConfigError
 from mmif.errors import DeviceError, MissingInputError
-from mmif.io import make_temp_dir, write_bytes, write_text
+from mmif.io import make_temp_dir, write_bytes, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -209,12 +209,11 @@ def write_outputs(
 ) -> None:
     """predictions.json, curves.csv and metrics.json (the last one written last)."""
     _log_cross_check(metrics)
-    write_text(
-        out_dir / "predictions.json",
-        json.dumps({"classes": class_names, "images": records}) + "\n",
+    write_json(
+        out_dir / "predictions.json", {"classes": class_names, "images": records}, indent=None
     )
     write_text(out_dir / "curves.csv", curves)
-    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_json(out_dir / "metrics.json", metrics)
     log.info("wrote %s", out_dir)
 
 
@@ -311,7 +310,7 @@ def train_base(data_root: Path, out_dir: Path, cfg: DetectConfig, seed: int) -> 
     }
     write_bytes(out_dir / BASE_WEIGHTS, weights)
     write_text(out_dir / "curves.csv", trained.curves)
-    write_text(out_dir / "metrics.json", json.dumps(info, indent=2) + "\n")
+    write_json(out_dir / "metrics.json", info)
     return info
 
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mmif.errors import InputError, MissingInputError
-from mmif.io import ImageError, list_images, write_text
+from mmif.io import ImageError, list_images, write_json
 
 SPLITS = ("train", "val", "test")
 IGNORE_INDEX = 255
@@ -70,9 +70,7 @@ class Manifest:
         return bool(record.get(key, True))
 
     def save(self, root: Path) -> None:
-        write_text(
-            Path(root) / "manifest.json", json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
-        )
+        write_json(Path(root) / "manifest.json", asdict(self), sort_keys=True)
 
     @classmethod
     def load(cls, root: str | Path) -> Manifest:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from mmif.config import ConfigError, load_yaml
-from mmif.io import write_text
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +50,3 @@ def method_section(params: dict[str, Any], method: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"params.yaml:fusion.{method}: expected a mapping, got {value!r}")
     return dict(value)
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot write {type(obj).__name__} as JSON")

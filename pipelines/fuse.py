@@ -24,14 +24,13 @@ from fusion.registry import create_method, is_external, is_trainable
 from fusion.runner import fuse_pairs
 from mmif.config import ConfigError
 from mmif.errors import InputError, MissingInputError
-from mmif.io import atomic_dir, check_output_dir
+from mmif.io import atomic_dir, check_output_dir, write_json
 from mmif.layout import SPLITS, SourcePair, list_pairs, pair_folders
 from pipelines.common import (
     add_overwrite_argument,
     add_params_argument,
     load_params,
     method_section,
-    write_json,
 )
 
 log = logging.getLogger(__name__)

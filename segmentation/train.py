@@ -51,7 +51,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from mmif.io import write_bytes, write_text
+from mmif.io import write_bytes, write_json, write_text
 from mmif.layout import IGNORE_INDEX, Manifest
 from mmif.logging_utils import progress_bar
 from segmentation.config import SegmentConfig, resolve_device
@@ -576,9 +576,7 @@ def _write_model(
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
     write_bytes(out_dir / BASE_WEIGHTS, buf.getvalue())
     write_text(out_dir / "curves.csv", _curve_text(curve))
-    write_text(
-        out_dir / "metrics.json", json.dumps({**metrics, "classes": classes}, indent=2) + "\n"
-    )
+    write_json(out_dir / "metrics.json", {**metrics, "classes": classes})
 
 
 def _finite(x: float) -> float | None:
@@ -651,4 +649,4 @@ def _write_outputs(
     )
     write_bytes(out_dir / "confusion.npz", buf.getvalue())
     write_text(out_dir / "curves.csv", _curve_text(curve))
-    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    write_json(out_dir / "metrics.json", metrics)
