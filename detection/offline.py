@@ -40,6 +40,7 @@ from types import ModuleType
 
 from mmif.io import atomic_path, write_json
 from mmif.logging_utils import stream_is_terminal
+from mmif.runtime import offline_environment
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def configure_environment() -> Path:
     os.environ["YOLO_CONFIG_DIR"] = str(target)
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "false"
-    os.environ["HF_HUB_OFFLINE"] = "1"
+    offline_environment()  # HF_HUB_OFFLINE=1
     # read when ultralytics is imported: a .pt model is then loaded with weights_only=True
     os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
     os.environ.setdefault("MPLCONFIGDIR", str(cache_root() / "matplotlib"))

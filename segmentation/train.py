@@ -54,7 +54,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from mmif.io import write_bytes, write_json, write_text
 from mmif.layout import IGNORE_INDEX, Manifest
 from mmif.logging_utils import progress_bar
-from segmentation.config import SegmentConfig, resolve_device
+from mmif.runtime import resolve_device
+from segmentation.config import SegmentConfig
 from segmentation.data import (
     Batch,
     Sample,
@@ -215,7 +216,7 @@ def _setup_distributed(cfg: SegmentConfig) -> tuple[_Dist, torch.device]:
     """Join (or start) a torchrun process group when there is one; else a single process."""
     started = dist.is_available() and dist.is_initialized()
     if not started and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return _Dist(), resolve_device(cfg.device)
+        return _Dist(), resolve_device(cfg.device, "segment.device")
     use_cuda = torch.cuda.is_available() and cfg.device != "cpu"
     owns = False
     if not started:
@@ -356,7 +357,7 @@ def evaluate_frozen(
     fused_root, data_root, out_dir = Path(fused_root), Path(data_root), Path(out_dir)
     classes, samples = _task_samples(fused_root, data_root, ("test",))
     state, base_facts = load_base(base_dir)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "segment.device")
     model, _ = build_model(cfg, len(classes), quiet=True)
     model.load_state_dict(state)
     model.to(device)

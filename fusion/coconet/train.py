@@ -39,14 +39,13 @@ from fusion.coconet.config import TRAINING_KEYS, CoCoNetConfig
 from fusion.coconet.losses import adaptive_weights, contrastive_loss, fidelity_loss
 from fusion.coconet.network import CoCoNet, flush_denormals
 from fusion.coconet.vgg import N_RELU_CONVS, VGG19Relu, load_vgg19_grey
-from fusion.registry import resolve_device
 from mmif.config import ConfigError
 from mmif.errors import InputError, MissingInputError
 from mmif.io import ImageError, read_image, save_torch, write_image, write_json, write_text
 from mmif.labels import read_yolo_file, salient_from_boxes
 from mmif.layout import Manifest, list_pairs
 from mmif.logging_utils import progress_bar
-from mmif.runtime import code_fingerprint
+from mmif.runtime import code_fingerprint, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -452,7 +451,7 @@ def train_coconet(
     started = time.perf_counter()
     data_root, out_dir = Path(data_root), Path(out_dir)
     ckpt_path = Path(checkpoint_dir or out_dir / "checkpoints") / "last.pt"
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "fusion.coconet.device")
     use_amp = training_autocast(cfg, device)
     con_dtype = contrastive_dtype(cfg, device)
 

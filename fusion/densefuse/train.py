@@ -27,12 +27,11 @@ import torch
 from fusion.densefuse.config import DenseFuseConfig
 from fusion.densefuse.loss import reconstruction_loss
 from fusion.densefuse.model import DenseFuseNet
-from fusion.registry import resolve_device
 from mmif.errors import InputError, MissingInputError
 from mmif.io import read_image, save_torch, write_json, write_text
 from mmif.layout import list_pairs
 from mmif.logging_utils import progress_bar
-from mmif.runtime import code_fingerprint
+from mmif.runtime import code_fingerprint, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ def train_densefuse(
         raise MissingInputError(
             f"{data_root / 'train'}: no training pairs; run `mmif prepare` first"
         )
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "fusion.densefuse.device")
     out_dir.mkdir(parents=True, exist_ok=True)
     images = [p.ir for p in pairs] + [p.vis for p in pairs]
     patches = sample_patches(images, cfg.patch_size, cfg.patches_per_image, cfg.seed, progress)
