@@ -37,10 +37,10 @@ from typing import Any
 from detection.ap import ImageDetections, detection_scores
 from detection.config import DetectConfig, ultralytics_device
 from detection.dataset import (
+    PREPARED_FIX,
     YoloDataset,
     build_source_dataset,
     build_yolo_dataset,
-    read_yolo_labels,
 )
 from detection.evaluate import coco_map, round_record, summarise_det_metrics, yolo_to_pixel_boxes
 from detection.offline import cache_root, project_root
@@ -48,6 +48,7 @@ from mmif.augment import APPEARANCE_ENV
 from mmif.config import ConfigError
 from mmif.errors import DeviceError, MissingInputError
 from mmif.io import make_temp_dir, write_bytes, write_json, write_text
+from mmif.labels import read_yolo_file
 
 log = logging.getLogger(__name__)
 
@@ -496,7 +497,7 @@ def collect_test_records(
                 f"the test evaluation produced no entry for {stem} ({ds.image_path('test', stem)})"
             )
         entry = recorded[stem]
-        rows = read_yolo_labels(ds.label_path("test", stem), len(ds.class_names))
+        rows = read_yolo_file(ds.label_path("test", stem), len(ds.class_names), PREPARED_FIX)
         record = {
             "stem": stem,
             "width": entry["width"],

@@ -30,15 +30,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from mmif.errors import BusyError, InputError, OutputError
+from mmif.errors import BusyError, ImageError, OutputError
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
-class ImageError(InputError):
-    """An input image cannot be used; the message names the file and the fix."""
 
 
 def is_image_file(path: Path) -> bool:

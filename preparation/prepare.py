@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mmif.config import ConfigError, from_dict
+from mmif.errors import DatasetError
 from mmif.io import check_output_dir
 from mmif.labels import salient_from_boxes
 from mmif.layout import Manifest
@@ -45,7 +46,6 @@ from preparation.annotations import (
 )
 from preparation.splits import assign_splits, day_night, evenly_spaced
 from preparation.validate import (
-    DatasetError,
     Problem,
     Report,
     check_boxes,

@@ -6,8 +6,8 @@ from mmif.runtime import offline_environment
 # weights are loaded from disk; huggingface_hub reads HF_HUB_OFFLINE when it is first imported.
 offline_environment()
 
+from mmif.errors import NoTaskLabels  # noqa: E402
 from segmentation.config import SegmentConfig  # noqa: E402
-from segmentation.errors import NoTaskLabels  # noqa: E402
 
 __all__ = ["NoTaskLabels", "SegmentConfig", "train_and_evaluate"]
 

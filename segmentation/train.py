@@ -51,6 +51,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from mmif.errors import NoTaskLabels
 from mmif.io import write_bytes, write_json, write_text
 from mmif.layout import IGNORE_INDEX, Manifest
 from mmif.logging_utils import progress_bar
@@ -65,7 +66,6 @@ from segmentation.data import (
     read_mask,
     source_samples,
 )
-from segmentation.errors import NoTaskLabels
 from segmentation.evaluate import Evaluation, evaluate, iou_from_confusion, mean_iou
 from segmentation.model import build_model
 

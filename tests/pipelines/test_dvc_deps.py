@@ -109,7 +109,9 @@ def test_stage_deps_cover_every_module_its_command_imports(name):
     files = imported_files(STAGES[_subcommand(stage)]) | imported_files("mmif.cli")
     deps = _code_deps(stage)
     missing = sorted(f for f in files if not _covered(f, deps))
-    assert not missing, f"dvc.yaml stage {name!r}: add to deps (its command imports them): {missing}"
+    assert not missing, (
+        f"dvc.yaml stage {name!r}: add to deps (its command imports them): {missing}"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(STAGE_DEFS))

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mmif.errors import NoTaskLabels
 from mmif.layout import Manifest
 from segmentation.config import SegmentConfig
-from segmentation.errors import NoTaskLabels
 from segmentation.evaluate import iou_from_confusion, mean_iou
 from segmentation.train import train_and_evaluate
 
