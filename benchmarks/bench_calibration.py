@@ -29,6 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from detection.ap import match_detections, mean_average_precision  # noqa: E402
+from mmif.iou import iou_from_confusion  # noqa: E402
 from report.comparison import SeedScores, difference  # noqa: E402
 from report.simulation import (  # noqa: E402
     SimulationSetup,
@@ -37,7 +38,7 @@ from report.simulation import (  # noqa: E402
     simulate_detections,
     simulate_scene,
 )
-from report.stats import iou_from_confusion, nanmean_last, resample_counts  # noqa: E402
+from report.stats import nanmean_last, resample_counts  # noqa: E402
 
 ALPHA = 0.05
 

@@ -53,6 +53,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from mmif.errors import NoTaskLabels
 from mmif.io import write_bytes, write_json, write_text
+from mmif.iou import iou_from_confusion, mean_iou
 from mmif.layout import IGNORE_INDEX, Manifest
 from mmif.logging_utils import progress_bar
 from mmif.runtime import resolve_device
@@ -66,7 +67,7 @@ from segmentation.data import (
     read_mask,
     source_samples,
 )
-from segmentation.evaluate import Evaluation, evaluate, iou_from_confusion, mean_iou
+from segmentation.evaluate import Evaluation, evaluate
 from segmentation.model import build_model
 
 log = logging.getLogger(__name__)
