@@ -39,8 +39,8 @@ from fusion.coconet.train import (
     load_training_data,
     sample_patches,
 )
-from fusion.registry import resolve_device
 from mmif.io import rgb_to_grey_uint8, to_tensor
+from mmif.runtime import resolve_device
 from preparation.synthetic import SyntheticConfig, generate
 
 

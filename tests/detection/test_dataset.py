@@ -93,7 +93,7 @@ def test_missing_label_file_becomes_empty_and_labels_are_checked(det_data, tmp_p
         build_yolo_dataset(fused_root, data_root, tmp_path / "work2")
 
 
-def test_read_yolo_labels_rejects_bad_rows(tmp_path) -> None:
+def test_read_yolo_file_checks_prepared_labels(tmp_path) -> None:
     path = tmp_path / "a.txt"
     path.write_text("0 0.5 0.5 0.2 0.2\n\n1 0.1 0.2 0.1 0.1\n")
     assert read_yolo_file(path, 2) == [(0, 0.5, 0.5, 0.2, 0.2), (1, 0.1, 0.2, 0.1, 0.1)]
