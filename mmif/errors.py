@@ -59,9 +59,12 @@ class LabelError(DatasetError):
     `<file>:<line>: <reason>; <fix>` (`mmif.labels.read_yolo_file`)."""
 
     def __init__(self, path: object, line: int | None, reason: str, fix: str) -> None:
-        self.path, self.line, self.reason = path, line, reason
+        self.path, self.line, self.reason, self.fix = path, line, reason, fix
         where = f"{path}:{line}" if line is not None else f"{path}"
         super().__init__(f"{where}: {reason}; {fix}")
+
+    def __reduce__(self):  # pickles (worker processes) with the four fields, not the message
+        return type(self), (self.path, self.line, self.reason, self.fix)
 
 
 class ResultsError(InputError):

@@ -23,3 +23,13 @@ def test_whole_box_mask_is_the_pixel_rectangle():
     expected = np.zeros((20, 10), np.uint8)
     expected[8:12, 4:6] = 255
     assert np.array_equal(mask, expected)
+
+
+def test_label_error_is_a_dataset_error_and_survives_pickling():
+    import pickle
+
+    from mmif.errors import DatasetError, LabelError
+
+    err = pickle.loads(pickle.dumps(LabelError("a.txt", 3, "bad row", "fix it")))
+    assert isinstance(err, DatasetError) and isinstance(err, ValueError)
+    assert (str(err), err.line, err.reason) == ("a.txt:3: bad row; fix it", 3, "bad row")
