@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from fusion.losses import ssim
+from fusion.losses import COCONET, ssim
 
 #: weights of relu1_1 .. relu5_1 in the contrastive loss (as published)
 CONTRASTIVE_LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
@@ -92,7 +92,7 @@ def fidelity_loss(
     """
     sources = torch.cat([ir, vis], dim=1).float()
     fused2 = fused.float().expand(-1, 2, -1, -1)
-    l_ssim = (w_ssim * (1.0 - ssim(sources, fused2))).sum(dim=1).mean()
+    l_ssim = (w_ssim * (1.0 - ssim(sources, fused2, **COCONET))).sum(dim=1).mean()
     mse = ((2.0 * (fused2 - sources)) ** 2).mean(dim=(2, 3))
     l_mse = (w_mse * mse).sum(dim=1).mean()
     return ssim_weight * l_ssim + l_mse, l_ssim, l_mse

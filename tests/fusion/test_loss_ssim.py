@@ -49,3 +49,24 @@ def test_ssim_is_differentiable_and_checks_shapes():
         ssim(torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 17))
     with pytest.raises(ValueError, match="at least 11 x 11"):
         ssim(torch.rand(1, 1, 8, 16), torch.rand(1, 1, 8, 16))
+
+
+def test_the_two_trainers_arithmetic_differs_only_by_rounding():
+    from fusion.coconet.losses import fidelity_loss
+    from fusion.densefuse.loss import reconstruction_loss
+    from fusion.losses import COCONET, DENSEFUSE
+
+    torch.manual_seed(2)
+    x, y = torch.rand(4, 2, 32, 32), torch.rand(4, 2, 32, 32)
+    dense, coco = ssim(x, y, **DENSEFUSE), ssim(x, y, **COCONET)
+    torch.testing.assert_close(dense, coco, atol=1e-6, rtol=0)
+    # each trainer uses its own setting (kept so that training reproduces bit for bit)
+    out, target = x[:, :1], y[:, :1]
+    _, parts = reconstruction_loss(out, target, 1.0)
+    assert parts["ssim"] == float(ssim(out, target, **DENSEFUSE).mean())
+    only_ir = torch.tensor([[1.0, 0.0]]).expand(4, 2)
+    _, l_ssim, _ = fidelity_loss(x[:, :1], x[:, :1], y[:, :1], only_ir, only_ir, 1.0)
+    expected = (
+        1.0 - ssim(torch.cat([x[:, :1], y[:, :1]], 1), x[:, :1].expand(-1, 2, -1, -1), **COCONET)
+    )[:, 0].mean()
+    assert float(l_ssim) == float(expected)
