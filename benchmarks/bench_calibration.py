@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from detection.ap import match_detections, mean_average_precision  # noqa: E402
+from mmif.iou import iou_from_confusion  # noqa: E402
 from report.comparison import SeedScores, difference  # noqa: E402
 from report.simulation import (  # noqa: E402
     SimulationSetup,
@@ -34,7 +35,7 @@ from report.simulation import (  # noqa: E402
     simulate_detections,
     simulate_scene,
 )
-from report.stats import iou_from_confusion, nanmean_last, resample_counts  # noqa: E402
+from report.stats import nanmean_last, resample_counts  # noqa: E402
 
 ALPHA = 0.05
 

@@ -39,8 +39,9 @@ from fusion.coconet.train import (
     load_training_data,
     sample_patches,
 )
-from fusion.registry import method_params, resolve_device
+from fusion.registry import method_params
 from mmif.io import rgb_to_grey_uint8, to_tensor
+from mmif.runtime import resolve_device
 from preparation.synthetic import SyntheticConfig, generate
 
 

@@ -23,18 +23,16 @@ from pathlib import Path
 
 import yaml
 
-from mmif.errors import InputError
+from mmif.errors import DatasetError
 from mmif.io import ImageError, list_images, write_text
-from mmif.labels import parse_yolo_line
+from mmif.labels import format_yolo, read_yolo_file
 from mmif.layout import Manifest, list_pairs
 
 log = logging.getLogger(__name__)
 
 YOLO_SPLITS = ("train", "val", "test")
-
-
-class DatasetError(InputError):
-    """The fused images or the labels cannot form a detection dataset; the message says why."""
+#: the fix of a bad label of a prepared dataset
+PREPARED_FIX = "fix the line or re-run `mmif prepare`"
 
 
 @dataclass
@@ -60,34 +58,6 @@ class YoloDataset:
 
     def label_path(self, split: str, stem: str) -> Path:
         return self.root / "labels" / split / f"{stem}.txt"
-
-
-def read_yolo_labels(path: Path, n_classes: int) -> list[tuple[int, float, float, float, float]]:
-    """Parse a YOLO label file ("cls cx cy w h", normalised) and check every row.
-
-    An empty file means no objects. Raises DatasetError naming the file and line for a row that
-    is not five numbers, a class outside 0..n_classes-1 or coordinates outside [0, 1].
-    """
-    rows = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            cls, cx, cy, w, h = parse_yolo_line(line)
-        except ValueError as exc:
-            raise DatasetError(
-                f"{path}:{number}: {exc}; fix the line or re-run `mmif prepare`"
-            ) from None
-        if not 0 <= cls < n_classes:
-            raise DatasetError(
-                f"{path}:{number}: class {cls} outside 0..{n_classes - 1} (manifest det_classes)"
-            )
-        if not all(0.0 <= v <= 1.0 for v in (cx, cy, w, h)):
-            raise DatasetError(
-                f"{path}:{number}: coordinates must be normalised to [0, 1]; re-run `mmif prepare`"
-            )
-        rows.append((cls, cx, cy, w, h))
-    return rows
 
 
 def build_yolo_dataset(
@@ -299,12 +269,10 @@ def _link_entries(
         if labels is None:
             (label_dir / f"{name}.txt").write_text("")
         elif name in hidden:
-            rows = [r for r in read_yolo_labels(labels, nc) if r[0] not in hidden[name]]
-            (label_dir / f"{name}.txt").write_text(
-                "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in rows)
-            )
+            rows = [r for r in read_yolo_file(labels, nc, PREPARED_FIX) if r[0] not in hidden[name]]
+            (label_dir / f"{name}.txt").write_text(format_yolo(rows))
         else:
-            read_yolo_labels(labels, nc)
+            read_yolo_file(labels, nc, PREPARED_FIX)
             ds.linked &= _link_or_copy(labels, label_dir / f"{name}.txt")
     return sorted(name for name, _, _ in entries)
 

@@ -38,8 +38,9 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from mmif.io import write_text
+from mmif.io import atomic_path, write_json
 from mmif.logging_utils import stream_is_terminal
+from mmif.runtime import offline_environment
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def configure_environment() -> Path:
     os.environ["YOLO_CONFIG_DIR"] = str(target)
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "false"
-    os.environ["HF_HUB_OFFLINE"] = "1"
+    offline_environment()  # HF_HUB_OFFLINE=1
     # read when ultralytics is imported: a .pt model is then loaded with weights_only=True
     os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
     os.environ.setdefault("MPLCONFIGDIR", str(cache_root() / "matplotlib"))
@@ -138,9 +139,8 @@ def _install_fonts(config_dir: Path) -> None:
                 name,
             )
             return
-        tmp = dest.with_name(f".{name}.tmp-{os.getpid()}")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(source, tmp)
 
 
 def _write_settings(config_dir: Path) -> None:
@@ -154,7 +154,7 @@ def _write_settings(config_dir: Path) -> None:
         current = {}
     wanted = {**current, **offline_settings(config_dir.parent)}
     if wanted != current:
-        write_text(path, json.dumps(wanted, indent=2) + "\n")
+        write_json(path, wanted)
 
 
 def import_ultralytics() -> ModuleType:

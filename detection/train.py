@@ -37,17 +37,18 @@ from typing import Any
 from detection.ap import ImageDetections, detection_scores
 from detection.config import DetectConfig, ultralytics_device
 from detection.dataset import (
+    PREPARED_FIX,
     YoloDataset,
     build_source_dataset,
     build_yolo_dataset,
-    read_yolo_labels,
 )
 from detection.evaluate import coco_map, round_record, summarise_det_metrics, yolo_to_pixel_boxes
 from detection.offline import cache_root, project_root
 from mmif.augment import APPEARANCE_ENV
 from mmif.config import ConfigError
 from mmif.errors import DeviceError, MissingInputError
-from mmif.io import make_temp_dir, write_bytes, write_text
+from mmif.io import make_temp_dir, write_bytes, write_json, write_text
+from mmif.labels import read_yolo_file
 
 log = logging.getLogger(__name__)
 
@@ -209,12 +210,11 @@ def write_outputs(
 ) -> None:
     """predictions.json, curves.csv and metrics.json (the last one written last)."""
     _log_cross_check(metrics)
-    write_text(
-        out_dir / "predictions.json",
-        json.dumps({"classes": class_names, "images": records}) + "\n",
+    write_json(
+        out_dir / "predictions.json", {"classes": class_names, "images": records}, indent=None
     )
     write_text(out_dir / "curves.csv", curves)
-    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_json(out_dir / "metrics.json", metrics)
     log.info("wrote %s", out_dir)
 
 
@@ -311,7 +311,7 @@ def train_base(data_root: Path, out_dir: Path, cfg: DetectConfig, seed: int) -> 
     }
     write_bytes(out_dir / BASE_WEIGHTS, weights)
     write_text(out_dir / "curves.csv", trained.curves)
-    write_text(out_dir / "metrics.json", json.dumps(info, indent=2) + "\n")
+    write_json(out_dir / "metrics.json", info)
     return info
 
 
@@ -497,7 +497,7 @@ def collect_test_records(
                 f"the test evaluation produced no entry for {stem} ({ds.image_path('test', stem)})"
             )
         entry = recorded[stem]
-        rows = read_yolo_labels(ds.label_path("test", stem), len(ds.class_names))
+        rows = read_yolo_file(ds.label_path("test", stem), len(ds.class_names), PREPARED_FIX)
         record = {
             "stem": stem,
             "width": entry["width"],

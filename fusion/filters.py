@@ -12,6 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from mmif.kernels import gaussian_kernel1d
+
 
 def _box_sum_1d(x: torch.Tensor, r: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum over the window [i - r, i + r] clipped to the tensor along `dim`, and the window length."""
@@ -53,20 +55,9 @@ def _conv_same(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return F.conv2d(xp, weight, groups=c)
 
 
-def gaussian_kernel1d(radius: int, sigma: float) -> torch.Tensor:
-    """Normalised 1-D Gaussian of length 2 * radius + 1 (float64)."""
-    if radius < 0 or sigma <= 0:
-        raise ValueError(
-            f"Gaussian needs radius >= 0 and sigma > 0, got radius={radius}, sigma={sigma}"
-        )
-    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    k = torch.exp(-(t**2) / (2.0 * sigma**2))
-    return k / k.sum()
-
-
 def gaussian_blur(x: torch.Tensor, radius: int, sigma: float) -> torch.Tensor:
     """Separable Gaussian low-pass with a (2 radius + 1)^2 window and replicated borders."""
-    k = gaussian_kernel1d(radius, sigma)
+    k = gaussian_kernel1d(2 * radius + 1, sigma)
     return _conv_same(_conv_same(x, k.view(1, -1)), k.view(-1, 1))
 
 

@@ -27,7 +27,7 @@ import torch
 
 from fusion.color import merge_colour, split_colour
 from mmif.config import ConfigError, from_dict
-from mmif.runtime import resolve_device as _resolve_device
+from mmif.runtime import resolve_device
 
 
 class FusionMethod:
@@ -206,11 +206,6 @@ def create_method(
     if key == "external":
         method.name = name
     return method
-
-
-def resolve_device(device: str | torch.device | None, where: str = "device") -> torch.device:
-    """'auto' -> cuda when available, else cpu (the one check of `mmif.runtime.resolve_device`)."""
-    return _resolve_device(device, where)
 
 
 def _load_builtin() -> None:

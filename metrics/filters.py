@@ -69,13 +69,6 @@ def scratch(
     return buf[:numel].view(shape)
 
 
-def gaussian_1d(size: int, sigma: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Normalised 1-D Gaussian of `size` taps centred on the middle tap."""
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
-    g = torch.exp(-(x * x) / (2.0 * sigma * sigma))
-    return (g / g.sum()).to(dtype)
-
-
 @functools.lru_cache(maxsize=64)
 def _band(
     taps: tuple[float, ...], block: int, step: int, dtype: torch.dtype, device: torch.device

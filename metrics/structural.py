@@ -17,12 +17,12 @@ import torch.nn.functional as F
 from metrics.filters import (
     box_sum_valid,
     filtered_strips,
-    gaussian_1d,
     scratch,
     strip_rows,
 )
 from metrics.information import _levels_int
 from metrics.inputs import Convention, Triple, check_convention, per_pair_sum
+from mmif.kernels import gaussian_kernel1d
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _gaussian_ssim_sums(
     images: H x 3B x W (sources, then fused; the layout of `filtered_strips`), any view; the
     statistics are computed in `dtype`.
     """
-    taps = tuple(gaussian_1d(11, 1.5).tolist())
+    taps = tuple(gaussian_kernel1d(11, 1.5).tolist())
     cs_sum = torch.zeros(2 * bsz, dtype=torch.float64, device=images.device)
     ssim_sum = torch.zeros_like(cs_sum) if with_ssim else None
     count = 0

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from metrics.filters import filtered_strips, separable_hnw
 from metrics.inputs import Triple, per_pair_sum
+from mmif.kernels import gaussian_kernel1d
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,7 @@ def _window(size: int) -> torch.Tensor:
     The 2-D window zeroes values below float64 eps times its maximum; for the four sizes used
     (17, 9, 5, 3) nothing falls below it, which `_check_windows` confirms at import.
     """
-    sigma = size / 5.0
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
-    g = torch.exp(-(x * x) / (2.0 * sigma * sigma))
-    return g / g.sum()
+    return gaussian_kernel1d(size, size / 5.0)
 
 
 SCALES = (17, 9, 5, 3)

@@ -32,7 +32,7 @@ import yaml
 from PIL import Image
 
 from mmif.config import ConfigError
-from mmif.errors import InputError
+from mmif.errors import RegistrationError
 from mmif.io import ImageError, is_image_file, list_images, read_image, write_text
 from mmif.layout import SPLITS, Manifest, list_pairs
 
@@ -51,11 +51,6 @@ REGISTRY_HEADER = """\
 # segment_external@NAME, and the report ranks it with the methods of params.yaml.
 """
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-class RegistrationError(InputError):
-    """A results root (or the registration file) cannot be used; the message names the folder
-    and the fix."""
 
 
 # ---------------------------------------------------------------------------------------------

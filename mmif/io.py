@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -23,20 +24,17 @@ import shutil
 import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from mmif.errors import BusyError, InputError, OutputError
+from mmif.errors import BusyError, ImageError, OutputError
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
-class ImageError(InputError):
-    """An input image cannot be used; the message names the file and the fix."""
 
 
 def is_image_file(path: Path) -> bool:
@@ -143,17 +141,30 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
-def write_image(path: str | Path, arr: np.ndarray) -> None:
-    """Write a uint8 array as an image, atomically (temporary name, then rename)."""
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """The one atomic file write: yields a temporary name next to `path` to write to, which
+    replaces `path` when the block ends without an exception (and is deleted otherwise).
+
+    The parent folder is created. Every file the project writes goes through here (images,
+    text, JSON, torch checkpoints, copied weights), so an interrupted run never leaves a
+    partial file under the final name.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     try:
-        Image.fromarray(arr).save(tmp, format=_format_for(path))
+        yield tmp
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_image(path: str | Path, arr: np.ndarray) -> None:
+    """Write a uint8 array as an image, atomically (temporary name, then rename)."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format=_format_for(Path(path)))
 
 
 def _format_for(path: Path) -> str:
@@ -165,20 +176,50 @@ def _format_for(path: Path) -> str:
 
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Write a file atomically (temporary name, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_text(path: str | Path, text: str) -> None:
     """Write a text file atomically."""
     write_bytes(path, text.encode("utf-8"))
+
+
+def save_torch(obj: Any, path: str | Path) -> None:
+    """`torch.save` atomically (checkpoints, weights): a killed run leaves the old file intact."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with what JSON cannot hold made plain: NaN and infinities -> None (null), numpy
+    and torch scalars -> Python numbers, arrays -> lists, tuples -> lists, paths -> strings,
+    mapping keys -> strings. The one NaN-to-null rule of every JSON file the project writes."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim > 0:
+        return [json_safe(v) for v in value.tolist()]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def to_json(data: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
+    """JSON text of `data` after `json_safe` (strict JSON: no NaN), ending in a newline."""
+    return json.dumps(json_safe(data), indent=indent, sort_keys=sort_keys, allow_nan=False) + "\n"
+
+
+def write_json(
+    path: str | Path, data: Any, indent: int | None = 2, sort_keys: bool = False
+) -> None:
+    """Write `data` as JSON atomically; NaN and infinities become null (`json_safe`)."""
+    write_text(path, to_json(data, indent=indent, sort_keys=sort_keys))
 
 
 # ----------------------------------------------------------------------------- output folders

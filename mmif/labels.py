@@ -15,17 +15,13 @@ from typing import Literal
 
 import numpy as np
 
-from mmif.errors import InputError
+from mmif.errors import LabelError
 
 #: one YOLO box: class id, then centre x, centre y, width, height, all normalised to the image
 YoloRow = tuple[int, float, float, float, float]
 
 #: the five fields of a YOLO label line, as error messages name them
 YOLO_FIELDS = ("class id", "cx", "cy", "w", "h")
-
-
-class LabelError(InputError):
-    """A YOLO label file cannot be parsed; the message is `<file>:<line>: field <n> (<name>) ...`."""
 
 
 def parse_yolo_line(line: str) -> YoloRow:
@@ -56,25 +52,47 @@ def parse_yolo_line(line: str) -> YoloRow:
     return (int(values[0]), values[1], values[2], values[3], values[4])
 
 
-def read_yolo_file(path: str | Path) -> list[YoloRow]:
-    """Parse a YOLO label file (blank lines allowed); LabelError names the file, line and field."""
+#: what to do about a bad label line, for hand-made or raw labels
+FIX_LINE = "fix the line (YOLO 'cls cx cy w h', coordinates normalised)"
+
+
+def read_yolo_file(
+    path: str | Path, n_classes: int | None = None, fix: str = FIX_LINE
+) -> list[YoloRow]:
+    """Parse a YOLO label file (blank lines allowed). The one YOLO label reader of every stage.
+
+    Every line goes through `parse_yolo_line`. With `n_classes` (the labels of a prepared
+    dataset) a class id outside 0..n_classes-1 and a coordinate outside [0, 1] are errors too.
+    Raises LabelError `<file>:<line>: <reason>; <fix>` (`fix` says what to do: the default for
+    raw labels, "re-run `mmif prepare`" for prepared ones); an unreadable file is a LabelError
+    without a line.
+    """
     path = Path(path)
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise LabelError(
-            f"{path}: cannot read the label file ({exc}); re-export it as plain text"
+            path, None, f"cannot read the label file ({exc})", "re-export it as plain text"
         ) from exc
     rows: list[YoloRow] = []
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.split():
             continue
         try:
-            rows.append(parse_yolo_line(line))
+            row = parse_yolo_line(line)
         except ValueError as exc:
-            raise LabelError(
-                f"{path}:{n}: {exc}; fix the line (YOLO 'cls cx cy w h', coordinates normalised)"
-            ) from None
+            raise LabelError(path, n, str(exc), fix) from None
+        if n_classes is not None:
+            if not row[0] < n_classes:
+                raise LabelError(
+                    path,
+                    n,
+                    f"class {row[0]} outside 0..{n_classes - 1} (manifest det_classes)",
+                    fix,
+                )
+            if not all(0.0 <= v <= 1.0 for v in row[1:]):
+                raise LabelError(path, n, "coordinates must be normalised to [0, 1]", fix)
+        rows.append(row)
     return rows
 
 

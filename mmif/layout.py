@@ -13,23 +13,31 @@ Splits are `train`, `val` and `test`; a dataset may hold only some of them.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mmif.errors import InputError, MissingInputError
-from mmif.io import ImageError, list_images, write_text
+from mmif.io import ImageError, list_images, write_json
 
 SPLITS = ("train", "val", "test")
 IGNORE_INDEX = 255
-#: capture condition from the last character of an image stem (MSRS and the synthetic default
-#: name their images `00012N`, `test_00003D`)
+#: capture condition from the tag after the frame number at the end of an image stem (MSRS and
+#: the synthetic default name their images `00012N`, `test_00003D`)
 CONDITIONS = {"D": "day", "N": "night"}
+_CONDITION_TAG = re.compile(r"\d([DN])$")
 MODALITIES = ("ir", "vis")
 
 
 def condition_of(stem: str) -> str | None:
-    """'day' / 'night' from a trailing D / N of the image stem, else None."""
-    return CONDITIONS.get(stem[-1:]) if stem else None
+    """'day' / 'night' for an MSRS-style stem (a frame number, then D or N at the end), else None.
+
+    The one day/night rule of every stage (the splits, the manifest's counts, the report's
+    per-condition scores, the synthetic visibility record). The digit before the tag keeps
+    names that merely end in a capital D or N ("ROAD", "TNO_CAMPN") out of both groups.
+    """
+    m = _CONDITION_TAG.search(stem)
+    return CONDITIONS[m.group(1)] if m else None
 
 
 @dataclass
@@ -70,9 +78,7 @@ class Manifest:
         return bool(record.get(key, True))
 
     def save(self, root: Path) -> None:
-        write_text(
-            Path(root) / "manifest.json", json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
-        )
+        write_json(Path(root) / "manifest.json", asdict(self), sort_keys=True)
 
     @classmethod
     def load(cls, root: str | Path) -> Manifest:

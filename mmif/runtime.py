@@ -1,20 +1,44 @@
-"""Process-wide runtime settings shared by every stage: denormals, the one device check, code
-fingerprints of resumable training."""
+"""Process-wide runtime settings shared by every stage: the offline environment, denormals, the
+one device check, code fingerprints of resumable training.
+
+Importing this module does not import torch (the functions that need it import it), so light
+commands and packages can call `offline_environment` first thing.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
 import logging
+import os
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from mmif.errors import DeviceError, InputError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
 _flush_denormal_global = False
+
+#: environment of every process that may import a library with a model hub: nothing downloads
+#: at run time (smp/timm encoders are built with encoder_weights=None and local weights are
+#: read from disk). ultralytics needs more; `detection.offline.configure_environment` adds it.
+OFFLINE_ENVIRONMENT = {"HF_HUB_OFFLINE": "1"}
+
+
+def offline_environment() -> None:
+    """Set `OFFLINE_ENVIRONMENT` in this process (and the processes it starts). Idempotent.
+
+    The one offline setup: call it before importing huggingface_hub, timm or
+    segmentation_models_pytorch (they read the variables when first imported). The values are
+    enforced, not defaults: a run never reaches the network, whatever the shell exported.
+    """
+    for name, value in OFFLINE_ENVIRONMENT.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
 
 
 def enable_flush_denormal() -> bool:
@@ -25,6 +49,8 @@ def enable_flush_denormal() -> bool:
     deep-learning runtimes do on the CPU, changes no result measurably. Returns False where the
     CPU does not support it.
     """
+    import torch
+
     global _flush_denormal_global
     _flush_denormal_global = bool(torch.set_flush_denormal(True))
     return _flush_denormal_global
@@ -42,6 +68,8 @@ def resolve_device(device: str | torch.device | None, where: str = "device") -> 
     devices present) raises DeviceError naming the setting `where` (e.g. "--device",
     "detect.device") and the fix; a string that is no device raises InputError.
     """
+    import torch
+
     text = "auto" if device is None else str(device).strip()
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

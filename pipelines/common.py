@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
-from typing import Any
 
 from mmif.config import DEFAULT_PARAMS, Params
 from mmif.config import load_params as load_params_file
-from mmif.io import write_text
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +36,3 @@ def load_params(args: argparse.Namespace, required: bool = True) -> Params:
     built-in defaults)."""
     path = Path(getattr(args, "params", DEFAULT_PARAMS) or DEFAULT_PARAMS)
     return load_params_file(path, required=required)
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot write {type(obj).__name__} as JSON")

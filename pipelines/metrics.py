@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 from pathlib import Path
 
 from mmif.errors import InputError
-from mmif.io import check_output_file, write_text
-from pipelines.common import add_params_argument, load_params, write_json
+from mmif.io import check_output_file, write_json, write_text
+from pipelines.common import add_params_argument, load_params
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
         "%s (%s): %s", fused_dir, convention, ", ".join(f"{k}={v:.4g}" for k, v in means.items())
     )
     if args.json:
-        # JSON has no NaN/Infinity (e.g. PSNR of an image with itself): write null
-        clean = {k: (float(v) if math.isfinite(float(v)) else None) for k, v in means.items()}
-        write_json(args.json, {"convention": convention, "n_images": int(len(table)), **clean})
+        # JSON has no NaN/Infinity (e.g. PSNR of an image with itself): write_json writes null
+        write_json(args.json, {"convention": convention, "n_images": int(len(table)), **means})
     return 0

@@ -23,18 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmif.errors import UserError
+from mmif.errors import WorkerFailed
 from mmif.logging_utils import progress_bar
 
 log = logging.getLogger(__name__)
 
 #: lines of a failed worker's log repeated in the error
 LOG_TAIL = 40
-
-
-class WorkerFailed(UserError, RuntimeError):
-    """A seed worker exited with an error. The message holds its log's tail, which shows the
-    worker's own one-line error or traceback; the parent's traceback would add nothing."""
 
 
 def available_cpus() -> int:

@@ -19,8 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from mmif.io import write_text
-from pipelines.common import write_json
+from mmif.io import write_json, write_text
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ def load_section(args: argparse.Namespace):  # noqa: ANN201 (segmentation is imp
 
 
 def run(args: argparse.Namespace) -> int:
-    from segmentation.config import resolve_device
+    from mmif.runtime import resolve_device
 
     params, sec = load_section(args)
     base = base_folder(args, "segment")
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         except NoTaskLabels as exc:
             write_skipped(out, OUTPUTS, str(exc), args.method, seed)
 
-    on_cuda = resolve_device(sec.device).type == "cuda"
+    on_cuda = resolve_device(sec.device, "segment.device").type == "cuda"
     return run_task(
         "segment",
         args,

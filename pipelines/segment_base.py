@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segmentation.config import resolve_device
+    from mmif.runtime import resolve_device
 
     params, sec = load_section(args)
 
@@ -34,5 +34,5 @@ def run(args: argparse.Namespace) -> int:
 
         train_base(args.data, out, sec.schedule("base"), seed)
 
-    on_cuda = resolve_device(sec.device).type == "cuda"
+    on_cuda = resolve_device(sec.device, "segment.device").type == "cuda"
     return run_base("segment", args, params, sec.protocol, sec.jobs, on_cuda, train_one)

@@ -29,10 +29,11 @@ from mmif.io import (
     exclusive,
     work_dir_for,
     write_bytes,
+    write_json,
     write_text,
 )
 from mmif.layout import Manifest
-from pipelines.common import add_overwrite_argument, add_params_argument, write_json
+from pipelines.common import add_overwrite_argument, add_params_argument
 from pipelines.seed_runs import plan_jobs, run_in_workers
 from pipelines.seed_summary import SCORES, summarise_seeds
 

@@ -22,8 +22,19 @@ import shutil
 from pathlib import Path
 
 from fusion.registry import is_external, is_trainable, train_method
-from mmif.io import atomic_dir, check_output_dir, check_output_file, exclusive, work_dir_for
-from pipelines.common import add_overwrite_argument, add_params_argument, load_params, write_json
+from mmif.io import (
+    atomic_dir,
+    check_output_dir,
+    check_output_file,
+    exclusive,
+    work_dir_for,
+    write_json,
+)
+from pipelines.common import (
+    add_overwrite_argument,
+    add_params_argument,
+    load_params,
+)
 
 log = logging.getLogger(__name__)
 

@@ -15,30 +15,22 @@ from typing import Literal
 
 import numpy as np
 
-from mmif.errors import MissingInputError
-from mmif.labels import YoloRow, parse_yolo_line
-from preparation.validate import DatasetError, Report
+from mmif.errors import DatasetError, LabelError, MissingInputError
+from mmif.labels import YoloRow, read_yolo_file
+from preparation.validate import Report
 
 
 def read_yolo(path: Path, report: Report) -> list[YoloRow] | None:
-    """Parse a YOLO label file ("cls cx cy w h" per line, blank lines allowed); None after an error."""
+    """Parse a YOLO label file (`mmif.labels.read_yolo_file`); None after an error, which goes
+    to `report` as "bad-label"."""
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        report.error(
-            "bad-label", path, f"cannot read the label file ({exc}); re-export it as plain text"
-        )
+        return read_yolo_file(path)
+    except LabelError as exc:
+        if exc.line is None:
+            report.error("bad-label", path, f"{exc.reason}; re-export it as plain text")
+        else:
+            report.error("bad-label", path, f"line {exc.line}: {exc.reason}")
         return None
-    rows: list[YoloRow] = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.split():
-            continue
-        try:
-            rows.append(parse_yolo_line(line))
-        except ValueError as exc:
-            report.error("bad-label", path, f"line {n}: {exc}")
-            return None
-    return rows
 
 
 def read_voc(

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mmif.config import ConfigError, from_dict
+from mmif.errors import DatasetError
 from mmif.io import check_output_dir
 from mmif.labels import salient_from_boxes
-from mmif.layout import Manifest
+from mmif.layout import Manifest, condition_of
 from mmif.logging_utils import progress_bar
 from preparation.adapters import ADAPTERS, PairRecord, Plan
 from preparation.annotations import (
@@ -43,9 +44,8 @@ from preparation.annotations import (
     salient_from_mask,
     salient_ids,
 )
-from preparation.splits import assign_splits, day_night, evenly_spaced
+from preparation.splits import assign_splits, evenly_spaced
 from preparation.validate import (
-    DatasetError,
     Problem,
     Report,
     check_boxes,
@@ -290,10 +290,9 @@ def _split_rule(upstream: list[PairRecord], cfg: DatasetConfig) -> str:
 def _day_night_counts(records: list[PairRecord]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for r in records:
-        tag = day_night(r.stem)
-        if tag:
-            d = out.setdefault(r.split, {"day": 0, "night": 0})
-            d["day" if tag == "D" else "night"] += 1
+        condition = condition_of(r.stem)
+        if condition:
+            out.setdefault(r.split, {"day": 0, "night": 0})[condition] += 1
     return out
 
 

@@ -7,24 +7,18 @@ shuffling, so the split depends only on the set of stems, the fractions and the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import numpy as np
 
-_DAY_NIGHT = re.compile(r"\d([DN])$")
-
-
-def day_night(stem: str) -> str | None:
-    """ "D" or "N" for MSRS-style stems (digits then D/N at the end), else None."""
-    m = _DAY_NIGHT.search(stem)
-    return m.group(1) if m else None
+from mmif.layout import condition_of
 
 
 def strata(stems: Iterable[str]) -> dict[str, list[str]]:
-    """Group stems by day/night tag when every stem carries one, else one group "all"."""
+    """Group stems by condition ("day", "night": `mmif.layout.condition_of`) when every stem
+    carries one, else one group "all"."""
     stems = sorted(set(stems))
-    tags = [day_night(s) for s in stems]
+    tags = [condition_of(s) for s in stems]
     if stems and all(tags):
         groups: dict[str, list[str]] = {}
         for s, t in zip(stems, tags, strict=True):

@@ -42,7 +42,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mmif.errors import InputError
+from mmif.errors import DatasetError
 from mmif.io import (
     IMAGE_EXTENSIONS,
     ImageError,
@@ -64,10 +64,6 @@ _SHOWN_PER_KIND = 5
 _GREY_TOLERANCE = 2
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
 _CONVERTED_MODES = ("RGBA", "P", "PA", "LA", "CMYK", "YCbCr", "1", "La", "RGBa", "LAB", "HSV")
-
-
-class DatasetError(InputError):
-    """The dataset on disk cannot be prepared; the message names the file and the fix."""
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mmif.errors import DatasetError
 from mmif.io import atomic_dir, stem_problem
 from mmif.labels import format_yolo
 from mmif.layout import IGNORE_INDEX, SPLITS, Manifest
 from mmif.logging_utils import progress_bar
-from preparation.validate import DatasetError, YoloRow
+from preparation.validate import YoloRow
 
 log = logging.getLogger(__name__)
 

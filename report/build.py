@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mmif.errors import MissingInputError
-from mmif.io import atomic_dir, check_output_dir, write_text
+from mmif.io import atomic_dir, check_output_dir, write_json, write_text
 from mmif.layout import Manifest
 from mmif.protocol import is_paired
 from report import plots
@@ -178,7 +177,7 @@ def build_report(
         doc, summary = _assemble(results, methods, Path(data_root), Path(fused_root), tmp, cfg)
         write_text(tmp / "report.md", render_markdown(doc))
         write_text(tmp / "report.html", render_html(doc, tmp))
-        write_text(tmp / "summary.json", json.dumps(_json_safe(summary), indent=2) + "\n")
+        write_json(tmp / "summary.json", summary)
     log.info("report written to %s", out_dir)
 
 
@@ -994,15 +993,3 @@ def _first_found(key: str, *sources: Any) -> Any:
         if value is not None:
             return value
     return None
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from detection.ap import ImageDetections
-from mmif.errors import InputError
+from mmif.errors import ResultsError
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,6 @@ STAGE_FOR = {
     "segment": "mmif segment",
     "coconet": "mmif train --method coconet",
 }
-
-
-class ResultsError(InputError):
-    """A result file exists but is unusable; the message names the file and the stage to re-run."""
 
 
 def is_score_key(key: str) -> bool:

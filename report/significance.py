@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from detection.ap import average_precision, match_detections
+from mmif.iou import iou_from_confusion
 from mmif.layout import condition_of
 from mmif.logging_utils import progress_bar
 from mmif.protocol import is_paired
@@ -46,7 +47,7 @@ from report.loading import (
     load_confusion,
     load_predictions,
 )
-from report.stats import iou_from_confusion, nanmean_last, resample_counts
+from report.stats import nanmean_last, resample_counts
 
 log = logging.getLogger(__name__)
 

@@ -57,21 +57,6 @@ def resample_counts(n_items: int, n_resamples: int, seed: int) -> np.ndarray:
     )
 
 
-def iou_from_confusion(confusion: np.ndarray) -> np.ndarray:
-    """Per-class IoU from (..., C, C) counts (rows truth, columns prediction).
-
-    NaN where a class has no truth pixel (so it is left out of mIoU), as the segmentation stage
-    reports it (segmentation.evaluate): pixels wrongly predicted as such a class still count
-    against their true class.
-    """
-    conf = np.asarray(confusion, dtype=np.float64)
-    tp = np.diagonal(conf, axis1=-2, axis2=-1)
-    truth = conf.sum(axis=-1)
-    union = truth + conf.sum(axis=-2) - tp
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(truth > 0, tp / union, np.nan)
-
-
 def nanmean_last(x: np.ndarray) -> np.ndarray:
     """Mean over the last axis ignoring NaN (NaN when all are NaN), without warnings."""
     valid = ~np.isnan(x)

@@ -1,13 +1,13 @@
 """Semantic segmentation on fused images (segmentation_models_pytorch), scored with torchmetrics."""
 
-import os
+from mmif.runtime import offline_environment
 
 # Nothing here may reach the network: smp is always called with encoder_weights=None and local
-# weights are loaded from disk; huggingface_hub reads this variable when it is first imported.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# weights are loaded from disk; huggingface_hub reads HF_HUB_OFFLINE when it is first imported.
+offline_environment()
 
+from mmif.errors import NoTaskLabels  # noqa: E402
 from segmentation.config import SegmentConfig  # noqa: E402
-from segmentation.errors import NoTaskLabels  # noqa: E402
 
 __all__ = ["NoTaskLabels", "SegmentConfig", "train_and_evaluate"]
 

@@ -6,8 +6,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from mmif.augment import Appearance
 from mmif.protocol import SCHEDULES, build_schedule, check_protocol
 
@@ -152,13 +150,6 @@ class SegmentConfig:
             raise ValueError(
                 f"jobs: expected auto or a positive number of processes, got {self.jobs!r}"
             )
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; an unavailable CUDA device is an error."""
-    from mmif.runtime import resolve_device as resolve
-
-    return resolve(device, "segment.device")
 
 
 #: SegmentConfig keys that belong to the section (shared by every training of the task)

@@ -10,7 +10,6 @@ image so that any subset can be re-scored later.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
+from mmif.iou import mean_iou
 from mmif.layout import IGNORE_INDEX
 from mmif.logging_utils import progress_bar
 from segmentation.data import Batch
@@ -47,24 +47,6 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -
     codes = (offset + target * n_classes + pred)[valid]
     counts = torch.bincount(codes, minlength=b * n_classes * n_classes)
     return counts.view(b, n_classes, n_classes)
-
-
-def iou_from_confusion(confusion: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Per-class IoU from a C x C confusion matrix; NaN where the class has no truth pixel."""
-    c = np.asarray(confusion, dtype=np.float64)
-    tp = np.diag(c)
-    truth, predicted = c.sum(axis=1), c.sum(axis=0)
-    union = truth + predicted - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = tp / union
-    iou[truth == 0] = np.nan
-    return iou
-
-
-def mean_iou(iou: np.ndarray) -> float:
-    """Mean over the classes with a defined IoU; NaN when none has one."""
-    present = iou[~np.isnan(iou)]
-    return float(present.mean()) if present.size else math.nan
 
 
 @torch.no_grad()

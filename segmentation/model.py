@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import torch
@@ -12,6 +11,7 @@ from torch import nn
 
 from mmif.config import ConfigError
 from mmif.errors import InputError
+from mmif.runtime import offline_environment
 from segmentation.config import SegmentConfig
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def build_model(
     """
     import segmentation_models_pytorch as smp
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # in case segmentation/__init__ was bypassed
+    offline_environment()  # in case segmentation/__init__ was bypassed
     extra = {}
     if cfg.decoder_channels is not None:
         extra["decoder_channels"] = [int(c) for c in cfg.decoder_channels]

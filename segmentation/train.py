@@ -51,10 +51,13 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from mmif.io import write_bytes, write_text
+from mmif.errors import NoTaskLabels
+from mmif.io import write_bytes, write_json, write_text
+from mmif.iou import iou_from_confusion, mean_iou
 from mmif.layout import IGNORE_INDEX, Manifest
 from mmif.logging_utils import progress_bar
-from segmentation.config import SegmentConfig, resolve_device
+from mmif.runtime import resolve_device
+from segmentation.config import SegmentConfig
 from segmentation.data import (
     Batch,
     Sample,
@@ -64,8 +67,7 @@ from segmentation.data import (
     read_mask,
     source_samples,
 )
-from segmentation.errors import NoTaskLabels
-from segmentation.evaluate import Evaluation, evaluate, iou_from_confusion, mean_iou
+from segmentation.evaluate import Evaluation, evaluate
 from segmentation.model import build_model
 
 log = logging.getLogger(__name__)
@@ -215,7 +217,7 @@ def _setup_distributed(cfg: SegmentConfig) -> tuple[_Dist, torch.device]:
     """Join (or start) a torchrun process group when there is one; else a single process."""
     started = dist.is_available() and dist.is_initialized()
     if not started and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return _Dist(), resolve_device(cfg.device)
+        return _Dist(), resolve_device(cfg.device, "segment.device")
     use_cuda = torch.cuda.is_available() and cfg.device != "cpu"
     owns = False
     if not started:
@@ -356,7 +358,7 @@ def evaluate_frozen(
     fused_root, data_root, out_dir = Path(fused_root), Path(data_root), Path(out_dir)
     classes, samples = _task_samples(fused_root, data_root, ("test",))
     state, base_facts = load_base(base_dir)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "segment.device")
     model, _ = build_model(cfg, len(classes), quiet=True)
     model.load_state_dict(state)
     model.to(device)
@@ -576,9 +578,7 @@ def _write_model(
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
     write_bytes(out_dir / BASE_WEIGHTS, buf.getvalue())
     write_text(out_dir / "curves.csv", _curve_text(curve))
-    write_text(
-        out_dir / "metrics.json", json.dumps({**metrics, "classes": classes}, indent=2) + "\n"
-    )
+    write_json(out_dir / "metrics.json", {**metrics, "classes": classes})
 
 
 def _finite(x: float) -> float | None:
@@ -651,4 +651,4 @@ def _write_outputs(
     )
     write_bytes(out_dir / "confusion.npz", buf.getvalue())
     write_text(out_dir / "curves.csv", _curve_text(curve))
-    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    write_json(out_dir / "metrics.json", metrics)

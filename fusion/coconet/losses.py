@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from fusion.losses import COCONET, ssim
+
 #: weights of relu1_1 .. relu5_1 in the contrastive loss (as published)
 CONTRASTIVE_LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 _EPS = 1e-8
@@ -73,42 +75,6 @@ def adaptive_weights(
     return w_ssim, w_mse
 
 
-def _gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Tensor:
-    coords = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
-def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Structural similarity (Wang et al. 2004) per sample and channel.
-
-    x, y: B x C x H x W in [0, 1], H and W >= window. Gaussian window (11, sigma 1.5),
-    K1 = 0.01, K2 = 0.03, mean over the valid (unpadded) positions. Returns B x C.
-    """
-    if x.shape != y.shape:
-        raise ValueError(f"ssim: shapes differ, {tuple(x.shape)} and {tuple(y.shape)}")
-    if min(x.shape[-2:]) < window:
-        raise ValueError(
-            f"ssim: images must be at least {window} x {window}, got {tuple(x.shape[-2:])}"
-        )
-    c = x.shape[1]
-    x, y = x.float(), y.float()
-    g = _gaussian_window(window, sigma, x.device)
-    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # B x 5C
-    n = stack.shape[1]
-    # float32 even under autocast: the constants (1e-4, 9e-4) vanish in half precision
-    with torch.autocast(device_type=x.device.type, enabled=False):
-        blurred = F.conv2d(stack, g.view(1, 1, 1, -1).expand(n, 1, 1, window), groups=n)
-        blurred = F.conv2d(blurred, g.view(1, 1, -1, 1).expand(n, 1, window, 1), groups=n)
-    mu_x, mu_y, xx, yy, xy = blurred.split(c, dim=1)
-    var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
-    c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
-    )
-    return s.mean(dim=(2, 3))
-
-
 def fidelity_loss(
     fused: torch.Tensor,
     ir: torch.Tensor,
@@ -126,7 +92,7 @@ def fidelity_loss(
     """
     sources = torch.cat([ir, vis], dim=1).float()
     fused2 = fused.float().expand(-1, 2, -1, -1)
-    l_ssim = (w_ssim * (1.0 - ssim(sources, fused2))).sum(dim=1).mean()
+    l_ssim = (w_ssim * (1.0 - ssim(sources, fused2, **COCONET))).sum(dim=1).mean()
     mse = ((2.0 * (fused2 - sources)) ** 2).mean(dim=(2, 3))
     l_mse = (w_mse * mse).sum(dim=1).mean()
     return ssim_weight * l_ssim + l_mse, l_ssim, l_mse

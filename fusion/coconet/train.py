@@ -24,10 +24,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,14 +39,13 @@ from fusion.coconet.config import TRAINING_KEYS, CoCoNetConfig
 from fusion.coconet.losses import adaptive_weights, contrastive_loss, fidelity_loss
 from fusion.coconet.network import CoCoNet, flush_denormals
 from fusion.coconet.vgg import N_RELU_CONVS, VGG19Relu, load_vgg19_grey
-from fusion.registry import resolve_device
 from mmif.config import ConfigError
 from mmif.errors import InputError, MissingInputError
-from mmif.io import ImageError, read_image, write_image, write_text
+from mmif.io import ImageError, read_image, save_torch, write_image, write_json, write_text
 from mmif.labels import read_yolo_file, salient_from_boxes
 from mmif.layout import Manifest, list_pairs
 from mmif.logging_utils import progress_bar
-from mmif.runtime import code_fingerprint
+from mmif.runtime import code_fingerprint, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -454,7 +451,7 @@ def train_coconet(
     started = time.perf_counter()
     data_root, out_dir = Path(data_root), Path(out_dir)
     ckpt_path = Path(checkpoint_dir or out_dir / "checkpoints") / "last.pt"
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "fusion.coconet.device")
     use_amp = training_autocast(cfg, device)
     con_dtype = contrastive_dtype(cfg, device)
 
@@ -553,7 +550,7 @@ def train_coconet(
         log.info("BatchNorm statistics recomputed on %d random stage-1 patches", n)
     prog.seconds = prior_seconds + time.perf_counter() - started
     weights = out_dir / "coconet.pt"
-    _atomic_torch_save(
+    save_torch(
         {
             "format": WEIGHTS_FORMAT,
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -584,7 +581,7 @@ def train_coconet(
         "seconds": round(prog.seconds, 2),
         "device": str(device),
     }
-    write_text(out_dir / "train_metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_json(out_dir / "train_metrics.json", metrics)
     log.info(
         "CoCoNet trained: %s (%d + %d steps, %.0f s)",
         weights, metrics["stage1_steps"], metrics["stage2_steps"], prog.seconds,
@@ -644,17 +641,6 @@ def _steps_run(curve: list[list[float]], stage: int) -> int:
 # ----------------------------------------------------------------------------- files
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _save_checkpoint(
     path: Path,
     model: CoCoNet,
@@ -663,7 +649,7 @@ def _save_checkpoint(
     cfg: CoCoNetConfig,
     data: TrainingData,
 ) -> None:
-    _atomic_torch_save(
+    save_torch(
         {
             "format": CHECKPOINT_FORMAT,
             "model": model.state_dict(),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import shutil
 import urllib.error
 import urllib.request
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmif.errors import DownloadError, InputError, MissingInputError
+from mmif.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -256,9 +256,7 @@ def install_vgg19_weights(
     """
     dest = Path(dest) if dest else default_weights_path()
     source = str(source) if source is not None else TORCHVISION_URL
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
-    try:
+    with atomic_path(dest) as tmp:
         if source.startswith(("http://", "https://")):
             _download(source, tmp, progress, timeout)
         else:
@@ -276,10 +274,6 @@ def install_vgg19_weights(
                 "download it again"
             )
         _read_torchvision_file(tmp, N_RELU_CONVS)  # holds the VGG19 convolutions CoCoNet needs
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     log.info("VGG19 ImageNet weights installed at %s (SHA-256 %s...)", dest, digest[:16])
     return dest
 

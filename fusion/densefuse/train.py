@@ -15,9 +15,7 @@ DenseFuse code are unchanged; otherwise training starts afresh, saying why.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -29,12 +27,11 @@ import torch
 from fusion.densefuse.config import DenseFuseConfig
 from fusion.densefuse.loss import reconstruction_loss
 from fusion.densefuse.model import DenseFuseNet
-from fusion.registry import resolve_device
 from mmif.errors import InputError, MissingInputError
-from mmif.io import read_image, write_text
+from mmif.io import read_image, save_torch, write_json, write_text
 from mmif.layout import list_pairs
 from mmif.logging_utils import progress_bar
-from mmif.runtime import code_fingerprint
+from mmif.runtime import code_fingerprint, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +39,6 @@ WEIGHTS_NAME = "densefuse.pt"
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_FORMAT = "mmif-densefuse-train-v2"
 FORMAT = "mmif-densefuse-v1"
-
-
-def _save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def sample_patches(
@@ -104,7 +90,7 @@ def train_densefuse(
         raise MissingInputError(
             f"{data_root / 'train'}: no training pairs; run `mmif prepare` first"
         )
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "fusion.densefuse.device")
     out_dir.mkdir(parents=True, exist_ok=True)
     images = [p.ir for p in pairs] + [p.vis for p in pairs]
     patches = sample_patches(images, cfg.patch_size, cfg.patches_per_image, cfg.seed, progress)
@@ -182,7 +168,7 @@ def train_densefuse(
             *epoch_stats[-1].values(),
         )
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        _save_atomic(
+        save_torch(
             {
                 "format": CHECKPOINT_FORMAT,
                 **fingerprint,
@@ -216,14 +202,14 @@ def train_densefuse(
     }
     weights = out_dir / WEIGHTS_NAME
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _save_atomic(
+    save_torch(
         {"format": FORMAT, "state_dict": state, "config": asdict(cfg), "train": metrics}, weights
     )
     write_text(
         out_dir / "loss_curve.csv",
         "step,epoch,loss\n" + "".join(f"{s},{e},{v:.6g}\n" for s, e, v in rows),
     )
-    write_text(out_dir / "train_metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_json(out_dir / "train_metrics.json", metrics)
     log.info("densefuse: wrote %s (final loss %.5f)", weights, final["loss"])
     return weights
 

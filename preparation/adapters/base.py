@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from mmif.errors import DatasetError
 from preparation.annotations import read_class_list
 from preparation.validate import (
-    DatasetError,
     Report,
     list_files,
     list_image_files,

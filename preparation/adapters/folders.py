@@ -16,8 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmif.errors import DatasetError
 from preparation.adapters.base import Plan, find_dir, pair_records, require_dir, split_dirs
-from preparation.validate import DatasetError, Report
+from preparation.validate import Report
 
 if TYPE_CHECKING:
     from preparation.prepare import DatasetConfig

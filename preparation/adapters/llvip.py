@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmif.errors import DatasetError
 from preparation.adapters.base import (
     Plan,
     attach_labels,
@@ -17,7 +18,7 @@ from preparation.adapters.base import (
     resolve_classes,
     split_dirs,
 )
-from preparation.validate import DatasetError, Report
+from preparation.validate import Report
 
 if TYPE_CHECKING:
     from preparation.prepare import DatasetConfig

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmif.errors import DatasetError
 from preparation.adapters.base import (
     Plan,
     attach_labels,
@@ -24,7 +25,7 @@ from preparation.adapters.base import (
     require_dir,
     resolve_classes,
 )
-from preparation.validate import DatasetError, Report
+from preparation.validate import Report
 
 if TYPE_CHECKING:
     from preparation.prepare import DatasetConfig

@@ -13,9 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmif.errors import DatasetError
 from preparation.adapters.base import Plan, pair_records, require_dir
 from preparation.adapters.folders import find_pair_dirs
-from preparation.validate import DatasetError, Report
+from preparation.validate import Report
 
 if TYPE_CHECKING:
     from preparation.prepare import DatasetConfig

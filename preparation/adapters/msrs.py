@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmif.errors import DatasetError
 from preparation.adapters.base import (
     PairRecord,
     Plan,
@@ -25,7 +26,7 @@ from preparation.adapters.base import (
     split_dirs,
 )
 from preparation.annotations import read_class_list
-from preparation.validate import DatasetError, Report
+from preparation.validate import Report
 
 if TYPE_CHECKING:
     from preparation.prepare import DatasetConfig

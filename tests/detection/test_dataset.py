@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from detection.dataset import DatasetError, build_yolo_dataset, read_yolo_labels
+from detection.dataset import DatasetError, build_yolo_dataset
 from mmif.io import read_image
+from mmif.labels import read_yolo_file
 from mmif.layout import Manifest
 
 
@@ -92,16 +93,22 @@ def test_missing_label_file_becomes_empty_and_labels_are_checked(det_data, tmp_p
         build_yolo_dataset(fused_root, data_root, tmp_path / "work2")
 
 
-def test_read_yolo_labels_rejects_bad_rows(tmp_path) -> None:
+def test_read_yolo_file_checks_prepared_labels(tmp_path) -> None:
     path = tmp_path / "a.txt"
     path.write_text("0 0.5 0.5 0.2 0.2\n\n1 0.1 0.2 0.1 0.1\n")
-    assert read_yolo_labels(path, 2) == [(0, 0.5, 0.5, 0.2, 0.2), (1, 0.1, 0.2, 0.1, 0.1)]
+    assert read_yolo_file(path, 2) == [(0, 0.5, 0.5, 0.2, 0.2), (1, 0.1, 0.2, 0.1, 0.1)]
     path.write_text("0 0.5 0.5 0.2\n")
     with pytest.raises(DatasetError, match="a.txt:1"):
-        read_yolo_labels(path, 2)
+        read_yolo_file(path, 2)
     path.write_text("0 0.5 1.5 0.2 0.2\n")
     with pytest.raises(DatasetError, match="normalised"):
-        read_yolo_labels(path, 2)
+        read_yolo_file(path, 2)
+    path.write_text("0 0.5 0.5 0.2 0.2\n2 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(DatasetError, match=r"a\.txt:2: class 2 outside 0\.\.1"):
+        read_yolo_file(path, 2)
+    assert len(read_yolo_file(path)) == 2  # without n_classes (raw labels): no range checks
+    with pytest.raises(DatasetError, match="cannot read the label file"):
+        read_yolo_file(tmp_path / "missing.txt", 2)
 
 
 def test_fused_and_prepared_stems_must_match(det_data, tmp_path) -> None:

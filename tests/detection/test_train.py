@@ -11,8 +11,9 @@ import torch
 
 from detection.ap import ImageDetections, detection_scores
 from detection.config import DetectConfig
-from detection.dataset import build_yolo_dataset, read_yolo_labels
+from detection.dataset import build_yolo_dataset
 from detection.evaluate import coco_map, ultralytics_map, yolo_to_pixel_boxes
+from mmif.labels import read_yolo_file
 
 CONTRACT_KEYS = {
     "mAP50",
@@ -77,7 +78,7 @@ def test_training_writes_the_contract_files(two_runs, det_data) -> None:
     assert on_disk["n_test_images"] == len(test_stems)
     for image in predictions["images"]:
         assert (image["width"], image["height"]) == (64, 48)
-        labels = read_yolo_labels(
+        labels = read_yolo_file(
             data_root / "test" / "labels" / f"{image['stem']}.txt", len(classes)
         )
         expected = yolo_to_pixel_boxes(labels, 64, 48)
@@ -176,7 +177,7 @@ def test_recorded_predictions_are_in_original_pixels(det_data, tmp_path) -> None
     records = made[-1].records
     assert sorted(records) == ds.stems["test"]
     for stem in ds.stems["test"]:
-        expected = yolo_to_pixel_boxes(read_yolo_labels(ds.label_path("test", stem), 3), 64, 48)
+        expected = yolo_to_pixel_boxes(read_yolo_file(ds.label_path("test", stem), 3), 64, 48)
         got = records[stem]["pred"]
         assert (records[stem]["width"], records[stem]["height"]) == (64, 48)
         order = np.lexsort(np.asarray(expected, dtype=float).T[::-1]) if expected else []

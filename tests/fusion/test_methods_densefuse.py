@@ -13,7 +13,6 @@ import torch
 
 import fusion.densefuse.train as train_module
 from fusion.densefuse import DenseFuseConfig, DenseFuseNet, train_densefuse
-from fusion.densefuse.loss import ssim
 from fusion.densefuse.rules import fuse_addition, fuse_features, fuse_l1_norm
 from fusion.registry import create_method, is_trainable, method_params, train_method
 from mmif.config import ConfigError
@@ -48,12 +47,6 @@ def test_fusion_rules():
     torch.testing.assert_close(fuse_features(a, b, "l1_norm"), fuse_l1_norm(a, b))
     with pytest.raises(ValueError, match="unknown DenseFuse fusion rule"):
         fuse_features(a, b, "max")
-
-
-def test_ssim_is_one_for_identical_and_lower_for_noisy():
-    x = torch.rand(2, 1, 32, 32)
-    torch.testing.assert_close(ssim(x, x), torch.ones(2))
-    assert (ssim(x, (x + 0.2 * torch.randn_like(x)).clamp(0, 1)) < 0.9).all()
 
 
 def test_config_from_params_names_bad_keys():

@@ -15,7 +15,8 @@ import torch
 from cli_helpers import error_lines, mmif, tree_digest, write_pairs
 
 import pipelines.methods
-from detection.dataset import DatasetError, build_yolo_dataset, read_yolo_labels
+from detection.dataset import DatasetError, build_yolo_dataset
+from mmif.labels import read_yolo_file
 from mmif.layout import Manifest
 
 
@@ -182,7 +183,7 @@ def test_bad_label_fields_name_file_line_and_field(tmp_path, capsys, line, messa
     assert status == 1 and "00002N.txt: line 2: " + message in capsys.readouterr().out
     # the detection stage's reader gives the same line
     with pytest.raises(DatasetError, match=r"00002N\.txt:2: " + message.replace("(", r"\(").replace(")", r"\)")):  # fmt: skip
-        read_yolo_labels(tmp_path / "msrs" / "det_labels" / "00002N.txt", 3)
+        read_yolo_file(tmp_path / "msrs" / "det_labels" / "00002N.txt", 3)
 
 
 # ------------------------------------------------------------------ stems

@@ -2,14 +2,22 @@ from collections import Counter
 
 import pytest
 
-from preparation.splits import assign_splits, day_night, evenly_spaced, strata
+from mmif.layout import condition_of
+from preparation.splits import assign_splits, evenly_spaced, strata
 
 
-def test_day_night_tag():
-    assert day_night("00012N") == "N"
-    assert day_night("01566D") == "D"
-    assert day_night("DN") is None  # no frame number before the tag
-    assert day_night("TNO_001") is None
+def test_day_night_rule():
+    # the one rule of the splits, the manifest counts and the report (mmif.layout.condition_of)
+    assert condition_of("00012N") == "night"
+    assert condition_of("01566D") == "day"
+    assert condition_of("test_00003D") == "day"
+    # the report's old copy took any trailing D / N; a frame number must come before the tag
+    assert condition_of("DN") is None
+    assert condition_of("ROAD") is None
+    assert condition_of("TNO_CAMPN") is None
+    assert condition_of("00012n") is None
+    assert condition_of("TNO_001") is None
+    assert condition_of("") is None
 
 
 def test_split_is_seeded_complete_and_sized():
@@ -31,7 +39,7 @@ def test_split_is_stratified_by_day_and_night():
 
 
 def test_strata_need_every_stem_tagged():
-    assert set(strata(["00001D", "00002N"])) == {"D", "N"}
+    assert set(strata(["00001D", "00002N"])) == {"day", "night"}
     assert list(strata(["00001D", "other"])) == ["all"]
 
 

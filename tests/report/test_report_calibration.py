@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from detection.ap import match_detections, mean_average_precision
+from mmif.iou import iou_from_confusion
 from report.comparison import SeedScores, difference
 from report.simulation import (
     SimulationSetup,
@@ -20,7 +21,7 @@ from report.simulation import (
     simulate_detections,
     simulate_scene,
 )
-from report.stats import iou_from_confusion, nanmean_last, resample_counts
+from report.stats import nanmean_last, resample_counts
 
 N_SIMULATIONS = 200
 SEEDS = 3

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from report.stats import iou_from_confusion, mean_ci, resample_counts, spearman
+from mmif.iou import iou_from_confusion
+from report.stats import mean_ci, resample_counts, spearman
 
 
 def test_mean_ci_is_the_t_interval():

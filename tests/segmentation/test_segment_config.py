@@ -1,8 +1,7 @@
 import pytest
-import torch
 
 from mmif.config import ConfigError, from_dict, section
-from segmentation.config import SegmentConfig, resolve_device
+from segmentation.config import SegmentConfig
 
 
 def test_defaults_are_valid_and_offline():
@@ -47,12 +46,3 @@ def test_invalid_values_name_the_key(values, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as info:
         from_dict(SegmentConfig, values, "params.yaml:segment")
     assert "params.yaml:segment" in str(info.value)
-
-
-def test_resolve_device():
-    assert resolve_device("cpu") == torch.device("cpu")
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert resolve_device("auto").type == expected
-    if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="CUDA is not available"):
-            resolve_device("cuda")

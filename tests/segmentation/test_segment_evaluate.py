@@ -4,7 +4,8 @@ import numpy as np
 import torch
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from segmentation.evaluate import confusion_matrix, iou_from_confusion, mean_iou
+from mmif.iou import iou_from_confusion, mean_iou
+from segmentation.evaluate import confusion_matrix
 
 
 def test_confusion_matches_torchmetrics_per_image():

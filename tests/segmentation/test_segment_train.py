@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mmif.errors import NoTaskLabels
+from mmif.iou import iou_from_confusion, mean_iou
 from mmif.layout import Manifest
 from segmentation.config import SegmentConfig
-from segmentation.errors import NoTaskLabels
-from segmentation.evaluate import iou_from_confusion, mean_iou
 from segmentation.train import train_and_evaluate
 
 TINY = SegmentConfig(epochs=2, batch_size=4, device="cpu", num_workers=0, lr=1e-3)
