@@ -45,8 +45,7 @@ from detection.dataset import (
 from detection.evaluate import coco_map, round_record, summarise_det_metrics, yolo_to_pixel_boxes
 from detection.offline import cache_root, project_root
 from mmif.augment import APPEARANCE_ENV
-from mmif.config import ConfigError
-from mmif.errors import DeviceError, MissingInputError
+from mmif.errors import ConfigError, DeviceError, MissingInputError
 from mmif.io import make_temp_dir, write_bytes, write_json, write_text
 from mmif.labels import read_yolo_file
 

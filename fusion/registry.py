@@ -26,7 +26,8 @@ from typing import Any
 import torch
 
 from fusion.color import merge_colour, split_colour
-from mmif.config import ConfigError, from_dict
+from mmif.config import from_dict
+from mmif.errors import ConfigError
 from mmif.runtime import resolve_device
 
 

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from mmif.errors import InputError
+from mmif.errors import ConfigError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -49,10 +49,6 @@ FUSION_ENTRY = "fusion.registry:method_entry"
 METHOD_NAME = "fusion.registry:check_method_name"
 #: every top-level key of params.yaml
 TOP_LEVEL = (*SECTIONS, "methods", "fusion", "seeds")
-
-
-class ConfigError(InputError):
-    """params.yaml (or a section of it) is invalid; the message names the key."""
 
 
 def load_yaml(path: str | Path = "params.yaml") -> dict[str, Any]:

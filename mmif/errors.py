@@ -9,8 +9,8 @@ disguising it as a user error.
 The concrete types also derive from the built-in exception a caller would expect (`ValueError`,
 `FileNotFoundError`, `RuntimeError`), so library code that catches those keeps working.
 
-This module is the one home of the project's exception classes (except `mmif.config.ConfigError`,
-a bad key or value of params.yaml); the modules that raise them import them from here.
+This module is the one home of the project's exception classes; the modules that raise them
+import them from here.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ class UserError(Exception):
 
 class InputError(UserError, ValueError):
     """An input file, folder or command-line argument cannot be used as given."""
+
+
+class ConfigError(InputError):
+    """params.yaml (or a section of it) is invalid; the message names the key."""
 
 
 class MissingInputError(UserError, FileNotFoundError):

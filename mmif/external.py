@@ -31,8 +31,7 @@ from typing import Any
 import yaml
 from PIL import Image
 
-from mmif.config import ConfigError
-from mmif.errors import RegistrationError
+from mmif.errors import ConfigError, RegistrationError
 from mmif.io import ImageError, is_image_file, list_images, read_image, write_text
 from mmif.layout import SPLITS, Manifest, list_pairs
 

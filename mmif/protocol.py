@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from mmif.config import ConfigError, from_dict
+from mmif.config import from_dict
+from mmif.errors import ConfigError
 
 PROTOCOLS = ("frozen", "finetune", "retrain")
 #: protocols whose methods share each seed's task model (comparisons within a seed)

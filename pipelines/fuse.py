@@ -28,8 +28,7 @@ from fusion.registry import (
     method_entry,
 )
 from fusion.runner import fuse_pairs
-from mmif.config import ConfigError
-from mmif.errors import InputError, MissingInputError
+from mmif.errors import ConfigError, InputError, MissingInputError
 from mmif.io import atomic_dir, check_output_dir, write_json
 from mmif.layout import SPLITS, SourcePair, list_pairs, pair_folders
 from pipelines.common import add_overwrite_argument, add_params_argument, load_params

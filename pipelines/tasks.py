@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmif.config import ConfigError, Params
+from mmif.config import Params
+from mmif.errors import ConfigError
 from mmif.io import (
     atomic_dir,
     check_output_dir,

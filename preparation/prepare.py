@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mmif.config import ConfigError, from_dict
-from mmif.errors import DatasetError
+from mmif.config import from_dict
+from mmif.errors import ConfigError, DatasetError
 from mmif.io import check_output_dir
 from mmif.labels import salient_from_boxes
 from mmif.layout import Manifest, condition_of

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy.ndimage import gaussian_filter
 
-from mmif.config import ConfigError
+from mmif.errors import ConfigError
 from mmif.layout import Manifest
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mmif.config import ConfigError
+from mmif.errors import ConfigError
 
 
 @dataclass

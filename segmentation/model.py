@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmif.config import ConfigError
-from mmif.errors import InputError
+from mmif.errors import ConfigError, InputError
 from mmif.runtime import offline_environment
 from segmentation.config import SegmentConfig
 

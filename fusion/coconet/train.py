@@ -39,8 +39,7 @@ from fusion.coconet.config import TRAINING_KEYS, CoCoNetConfig
 from fusion.coconet.losses import adaptive_weights, contrastive_loss, fidelity_loss
 from fusion.coconet.network import CoCoNet, flush_denormals
 from fusion.coconet.vgg import N_RELU_CONVS, VGG19Relu, load_vgg19_grey
-from mmif.config import ConfigError
-from mmif.errors import InputError, MissingInputError
+from mmif.errors import ConfigError, InputError, MissingInputError
 from mmif.io import ImageError, read_image, save_torch, write_image, write_json, write_text
 from mmif.labels import read_yolo_file, salient_from_boxes
 from mmif.layout import Manifest, list_pairs

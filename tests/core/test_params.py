@@ -20,7 +20,8 @@ from fusion.methods.simple import WeightedParams
 from fusion.registry import MethodEntry, NoParams
 from metrics.config import MetricsConfig
 from mmif.cli import STAGES, build_parser
-from mmif.config import SECTIONS, ConfigError, Params, load_params, params_from_dict
+from mmif.config import SECTIONS, Params, load_params, params_from_dict
+from mmif.errors import ConfigError
 from preparation.prepare import DatasetConfig
 from preparation.synthetic import SyntheticConfig
 from report.config import ReportConfig

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from detection.config import DetectConfig, ultralytics_device
-from mmif.config import ConfigError, from_dict, section
+from mmif.config import from_dict, section
+from mmif.errors import ConfigError
 
 
 def test_defaults_are_valid_and_train_from_scratch() -> None:

@@ -6,7 +6,8 @@ import pytest
 
 from fusion.coconet.config import CoCoNetConfig
 from fusion.registry import method_params
-from mmif.config import ConfigError, section
+from mmif.config import section
+from mmif.errors import ConfigError
 
 
 def test_defaults_follow_the_published_schedule():

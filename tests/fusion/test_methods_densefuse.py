@@ -15,7 +15,7 @@ import fusion.densefuse.train as train_module
 from fusion.densefuse import DenseFuseConfig, DenseFuseNet, train_densefuse
 from fusion.densefuse.rules import fuse_addition, fuse_features, fuse_l1_norm
 from fusion.registry import create_method, is_trainable, method_params, train_method
-from mmif.config import ConfigError
+from mmif.errors import ConfigError
 
 TINY = DenseFuseConfig(
     epochs=3, patches_per_step=8, lr=1e-3, patch_size=32, patches_per_image=2, device="cpu"

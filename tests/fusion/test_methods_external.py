@@ -10,7 +10,7 @@ import torch
 
 from fusion.methods.external import validate_external
 from fusion.registry import create_method
-from mmif.config import ConfigError
+from mmif.errors import ConfigError
 from mmif.io import ImageError, read_image, to_tensor, write_image
 
 

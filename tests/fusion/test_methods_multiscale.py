@@ -18,7 +18,7 @@ from fusion.methods.dwt import dwt_fuse
 from fusion.methods.gff import gff_fuse
 from fusion.methods.laplacian import collapse_pyramid, laplacian_fuse, laplacian_pyramid
 from fusion.registry import create_method
-from mmif.config import ConfigError
+from mmif.errors import ConfigError
 
 METHODS = ["laplacian", "dwt", "gff"]
 MARGIN = 8  # pixels away from the seam and the border, where blur and windows mix the halves

@@ -28,7 +28,8 @@ from metrics import (
     vif,
 )
 from metrics.config import MetricsConfig
-from mmif.config import ConfigError, from_dict
+from mmif.config import from_dict
+from mmif.errors import ConfigError
 from mmif.io import ImageError, write_image
 
 # vendored (tests/fixtures/SOURCE.md): the reference table and the TNO pairs it was computed on

@@ -2,7 +2,8 @@ import argparse
 
 import pytest
 
-from mmif.config import ConfigError, from_dict, section
+from mmif.config import from_dict, section
+from mmif.errors import ConfigError
 from mmif.layout import Manifest, list_pairs
 from preparation.prepare import DatasetConfig, prepare_dataset
 from preparation.validate import DatasetError

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mmif.config import ConfigError, from_dict, section
+from mmif.config import from_dict, section
+from mmif.errors import ConfigError
 from report import ReportConfig
 
 

@@ -1,6 +1,7 @@
 import pytest
 
-from mmif.config import ConfigError, from_dict, section
+from mmif.config import from_dict, section
+from mmif.errors import ConfigError
 from segmentation.config import SegmentConfig
 
 
