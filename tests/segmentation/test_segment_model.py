@@ -67,7 +67,8 @@ def test_decoder_channels_narrow_the_decoder():
 
 
 def test_decoder_channels_must_be_positive():
-    from mmif.config import ConfigError, section
+    from mmif.config import section
+    from mmif.errors import ConfigError
 
     with pytest.raises(ConfigError, match="decoder_channels"):
         section({"segment": {"decoder_channels": [64, 0]}}, "segment", SegmentConfig)
