@@ -161,4 +161,8 @@ TRAINING_KEYS = (
     "saliency_std",
     "contrastive_precision",
     "amp_cpu",
+    "stage1.patches_per_step",
+    "stage1.lr",
+    "stage2.patches_per_step",
+    "stage2.lr",
 )

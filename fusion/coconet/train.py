@@ -28,6 +28,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
+from fusion.checkpoints import TrainingFingerprint, flat_params, load_resumable
 from fusion.coconet.config import TRAINING_KEYS, CoCoNetConfig
 from fusion.coconet.losses import adaptive_weights, contrastive_loss, fidelity_loss
 from fusion.coconet.network import CoCoNet, flush_denormals
@@ -48,7 +50,7 @@ from mmif.runtime import code_fingerprint, resolve_device
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "coconet-train-v2"
+CHECKPOINT_FORMAT = "coconet-train-v3"
 WEIGHTS_FORMAT = "coconet-v1"
 CURVE_COLUMNS = ("step", "epoch", "stage", "loss", "loss_ssim", "loss_mse", "loss_con")
 
@@ -472,7 +474,14 @@ def train_coconet(
     # learning rate changes between stages
     optimizer = torch.optim.Adam(model.trainable_parameters(), lr=cfg.stage1.lr)
     prog = _Progress()
-    ckpt = _load_compatible_checkpoint(ckpt_path, cfg, data, model.vgg_pretrained, device, budgets)
+    fingerprint = training_fingerprint(cfg, data, model.vgg_pretrained)
+    ckpt = load_resumable(
+        ckpt_path,
+        fingerprint,
+        name="coconet",
+        device=device,
+        budget_check=partial(_budget_refusal, budgets=budgets),
+    )
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -533,7 +542,7 @@ def train_coconet(
                 bar.set_postfix(loss=f"{values[0]:.4f}")
             prog.stage, prog.stage_step = stage, done
             prog.seconds = prior_seconds + time.perf_counter() - started
-            _save_checkpoint(ckpt_path, model, optimizer, prog, cfg, data)
+            _save_checkpoint(ckpt_path, model, optimizer, prog, cfg, fingerprint)
             _write_curve(out_dir / "loss_curve.csv", prog.curve)
             log.info(
                 "stage %d epoch %d: mean loss %.4f over %d steps (%.1f s); %d of %d steps done",
@@ -646,11 +655,11 @@ def _save_checkpoint(
     optimizer: torch.optim.Optimizer,
     prog: _Progress,
     cfg: CoCoNetConfig,
-    data: TrainingData,
+    fingerprint: TrainingFingerprint,
 ) -> None:
     save_torch(
         {
-            "format": CHECKPOINT_FORMAT,
+            "fingerprint": fingerprint.to_dict(),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "stage": prog.stage,
@@ -660,60 +669,28 @@ def _save_checkpoint(
             "seconds": prog.seconds,
             "curve": prog.curve,
             "config": cfg.to_dict(),
-            "vgg_pretrained": model.vgg_pretrained,
-            "data_fingerprint": data.fingerprint(),
-            "code": code_fingerprint("fusion.coconet"),
         },
         path,
     )
 
 
-def _load_compatible_checkpoint(
-    path: Path,
-    cfg: CoCoNetConfig,
-    data: TrainingData,
-    vgg_pretrained: bool,
-    device: torch.device,
-    budgets: dict[int, tuple[int, int]],
-) -> dict[str, Any] | None:
-    """The checkpoint at `path` if training can continue from it, else None (with the reason logged)."""
-    if not path.exists():
-        return None
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # a checkpoint from another version or a damaged file: start over
-        log.warning("%s: unreadable checkpoint (%s); training from scratch", path, exc)
-        return None
-    reason = _incompatibility(ckpt, cfg, data, vgg_pretrained, budgets)
-    if reason:
-        log.warning("%s not resumed (%s); training from scratch", path, reason)
-        return None
-    return ckpt
+def training_fingerprint(
+    cfg: CoCoNetConfig, data: TrainingData, vgg_pretrained: bool
+) -> TrainingFingerprint:
+    """What a checkpoint must match to be continued (`fusion.checkpoints`): the data, the code,
+    the parameters of `TRAINING_KEYS` and whether VGG19 had its ImageNet weights."""
+    params = flat_params(cfg.to_dict(), TRAINING_KEYS)
+    params["vgg_pretrained"] = vgg_pretrained
+    return TrainingFingerprint(
+        format=CHECKPOINT_FORMAT,
+        data=data.fingerprint(),
+        code=code_fingerprint("fusion.coconet"),
+        params=params,
+    )
 
 
-def _incompatibility(
-    ckpt: dict[str, Any],
-    cfg: CoCoNetConfig,
-    data: TrainingData,
-    vgg_pretrained: bool,
-    budgets: dict[int, tuple[int, int]],
-) -> str | None:
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        return "not a CoCoNet training checkpoint of this version"
-    if ckpt.get("data_fingerprint") != data.fingerprint():
-        return "the training data changed"
-    if ckpt.get("code") != code_fingerprint("fusion.coconet"):
-        return "the CoCoNet code changed"
-    if ckpt.get("vgg_pretrained") != vgg_pretrained:
-        return f"VGG19 ImageNet weights were {'' if ckpt.get('vgg_pretrained') else 'not '}available then and are {'' if vgg_pretrained else 'not '}now"
-    old, new = ckpt["config"], cfg.to_dict()
-    for key in TRAINING_KEYS:
-        if old.get(key) != new[key]:
-            return f"{key} changed from {old.get(key)!r} to {new[key]!r}"
-    for stage in ("stage1", "stage2"):
-        for key in ("patches_per_step", "lr"):
-            if old[stage].get(key) != new[stage][key]:
-                return f"{stage}.{key} changed from {old[stage].get(key)!r} to {new[stage][key]!r}"
+def _budget_refusal(ckpt: dict[str, Any], budgets: dict[int, tuple[int, int]]) -> str | None:
+    """Why a checkpoint cannot be continued under the stage budgets (None: it can)."""
     stage, done = ckpt["stage"], ckpt["stage_step"]
     if stage == 1 and done > budgets[1][1]:
         return f"it holds {done} stage-1 steps, more than the {budgets[1][1]} configured"

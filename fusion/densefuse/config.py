@@ -17,8 +17,8 @@ class DenseFuseConfig:
     epochs: passes over the patch set. steps: optimiser steps instead (null: `epochs` decides);
     a budget in steps trains a small dataset as much as a large one (epoch after epoch over the
     patch set, stopping mid-epoch when the budget is spent). patches_per_step: training patches
-    per optimiser step (was `batch_size`). lr: Adam learning rate (paper 1e-4). patch_size: side of the square training patches
-    (>= 16, the SSIM window needs room). patches_per_image: random patches cut once from every
+    per optimiser step (was `batch_size`). lr: Adam learning rate (paper 1e-4). patch_size: side
+    of the square training patches (>= 16, the SSIM window needs room). patches_per_image: random patches cut once from every
     training image, infrared and visible alike. ssim_weight: lambda in loss = MSE + lambda (1 - SSIM)
     (paper's released models: 1e2). seed: seeds initialisation, patch sampling and shuffling.
     fusion_rule: "addition" (sum of encoder features) or "l1_norm" (features weighted by their

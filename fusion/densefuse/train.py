@@ -18,12 +18,14 @@ import hashlib
 import logging
 import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from fusion.checkpoints import TrainingFingerprint, flat_params, load_resumable
 from fusion.densefuse.config import DenseFuseConfig
 from fusion.densefuse.loss import reconstruction_loss
 from fusion.densefuse.model import DenseFuseNet
@@ -37,8 +39,18 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "densefuse.pt"
 CHECKPOINT_NAME = "last.pt"
-CHECKPOINT_FORMAT = "mmif-densefuse-train-v2"
+CHECKPOINT_FORMAT = "mmif-densefuse-train-v3"
 FORMAT = "mmif-densefuse-v1"
+#: the parameters that shape a training run: a checkpoint made with other values is not continued
+#: (`fusion.checkpoints`; epochs and steps may grow, the fusion rule and device do not matter)
+TRAINING_KEYS = (
+    "patches_per_step",
+    "lr",
+    "patch_size",
+    "patches_per_image",
+    "ssim_weight",
+    "seed",
+)
 
 
 def sample_patches(
@@ -115,11 +127,20 @@ def train_densefuse(
     epoch_stats: list[dict[str, float]] = []
     start_epoch, seconds = 0, 0.0
     ckpt_path = Path(checkpoint_dir or out_dir / "checkpoints") / CHECKPOINT_NAME
-    fingerprint = {
-        "data": hashlib.sha256(patches.numpy().tobytes()).hexdigest()[:16],
-        "code": code_fingerprint("fusion.densefuse"),
-    }
-    ckpt = _load_compatible_checkpoint(ckpt_path, cfg, fingerprint, total_steps, steps_per_epoch)
+    fingerprint = TrainingFingerprint(
+        format=CHECKPOINT_FORMAT,
+        data=hashlib.sha256(patches.numpy().tobytes()).hexdigest()[:16],
+        code=code_fingerprint("fusion.densefuse"),
+        params=flat_params(asdict(cfg), TRAINING_KEYS),
+    )
+    ckpt = load_resumable(
+        ckpt_path,
+        fingerprint,
+        name="densefuse",
+        budget_check=partial(
+            _budget_refusal, total_steps=total_steps, steps_per_epoch=steps_per_epoch
+        ),
+    )
     if ckpt is not None:
         model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -170,8 +191,7 @@ def train_densefuse(
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         save_torch(
             {
-                "format": CHECKPOINT_FORMAT,
-                **fingerprint,
+                "fingerprint": fingerprint.to_dict(),
                 "config": asdict(cfg),
                 "state_dict": state,
                 "optimizer": opt.state_dict(),
@@ -214,46 +234,16 @@ def train_densefuse(
     return weights
 
 
-def _load_compatible_checkpoint(
-    path: Path,
-    cfg: DenseFuseConfig,
-    fingerprint: dict[str, str],
-    total_steps: int,
-    steps_per_epoch: int,
-) -> dict[str, Any] | None:
-    """The checkpoint at `path` if training can continue from it, else None (reason logged)."""
-    if not path.exists():
-        return None
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # damaged, or from another version: start over
-        log.warning("densefuse: %s is unreadable (%s); training from scratch", path, exc)
-        return None
-    reason = None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        reason = "not a DenseFuse training checkpoint of this version"
-    elif ckpt.get("data") != fingerprint["data"]:
-        reason = "the training data changed"
-    elif ckpt.get("code") != fingerprint["code"]:
-        reason = "the DenseFuse code changed"
-    else:
-        old, new = dict(ckpt["config"]), asdict(cfg)
-        changed = [
-            k for k in new if k not in ("epochs", "steps", "device") and old.get(k) != new[k]
-        ]
-        done = len(ckpt["rows"])
-        if changed:
-            reason = f"{changed[0]} changed from {old.get(changed[0])!r} to {new[changed[0]]!r}"
-        elif done > total_steps:
-            reason = f"it holds {done} steps, more than the {total_steps} configured"
-        elif done < total_steps and done != (int(ckpt["epoch"]) + 1) * steps_per_epoch:
-            # it stopped mid-epoch (a smaller step budget): continuing would skip the rest of
-            # that epoch's patches, so the result would differ from a fresh run
-            reason = f"it stopped {done} steps in, in the middle of an epoch"
-    if reason:
-        log.info("densefuse: %s not continued (%s); training from scratch", path, reason)
-        return None
-    return ckpt
+def _budget_refusal(ckpt: dict[str, Any], total_steps: int, steps_per_epoch: int) -> str | None:
+    """Why a checkpoint cannot be continued to `total_steps` (None: it can)."""
+    done = len(ckpt["rows"])
+    if done > total_steps:
+        return f"it holds {done} steps, more than the {total_steps} configured"
+    if done < total_steps and done != (int(ckpt["epoch"]) + 1) * steps_per_epoch:
+        # it stopped mid-epoch (a smaller step budget): continuing would skip the rest of that
+        # epoch's patches, so the result would differ from a fresh run
+        return f"it stopped {done} steps in, in the middle of an epoch"
+    return None
 
 
 def load_densefuse(
