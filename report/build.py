@@ -323,7 +323,8 @@ def _assemble(
             cap = _with_note(cap, selection_note(shown, len(pc), tested, f"{name}.csv"))
             files = write_table(pc, tables, name, cap, pc_text)
             sec.add(Table(cap, pc_text, _files("tables", files)))
-            ordered = cells_table(cells, [m for m in order if m in methods], _mean)
+            # the heatmap shows the table's selection (all methods up to MANY_METHODS)
+            ordered = cells_table(cells, [m for m in order if m in shown], _mean)
             _add(
                 sec,
                 plots.plot_per_class(
@@ -335,6 +336,7 @@ def _assemble(
                     cells_table(
                         cells, list(ordered["method"]), lambda v: cell_label(v, cfg.ci_level)
                     ),
+                    note=selection_note(shown, len(pc), tested, f"{name}.csv"),
                 ),
             )
         cond_cells = (

@@ -206,9 +206,11 @@ def plot_per_class(
     folder: Path,
     protocol: str | None = None,
     labels: pd.DataFrame | None = None,
+    note: str = "",
 ) -> Figure | None:
     """Heatmap method x class of the per-class AP50 or IoU (mean over seeds); labels: the
-    cells' text (rounded by the precision rule), the values with 3 significant digits if None."""
+    cells' text (rounded by the precision rule), the values with 3 significant digits if None;
+    note: appended to the caption (e.g. which methods a selection shows)."""
     if table.empty or table.shape[1] <= 1:
         return None
     classes = [c for c in table.columns if c != "method"]
@@ -225,7 +227,10 @@ def plot_per_class(
     ax.set_title(_with_protocol(f"{task}: per-class {key} (mean over seeds)", protocol), fontsize=9)
     fig.tight_layout()
     return save_figure(
-        fig, folder, f"{task}_per_class", f"Per-class {key} of the {task} task, mean over seeds."
+        fig,
+        folder,
+        f"{task}_per_class",
+        f"Per-class {key} of the {task} task, mean over seeds." + (f" {note}" if note else ""),
     )
 
 

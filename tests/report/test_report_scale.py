@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from report.plots import DPI
 from report.ranking import BOTTOM, MANY_METHODS, TOP
 from tests.report.conftest import build_fake_report
 
@@ -92,6 +93,14 @@ def test_long_tables_show_a_selection_and_say_so(scale_report):
         assert set(ranking["method"][-BOTTOM:]) <= shown  # and the worst
         assert f"Showing {len(rows)} of {n} methods" in md
         assert f"every method is in {task}_per_class.csv" in md
+        # the per-class heatmap shows the same selection: one row per shown method, and says so
+        key = {"detect": "AP50", "segment": "IoU"}[task]
+        assert (
+            f"Per-class {key} of the {task} task, mean over seeds. Showing {len(rows)} of {n}" in md
+        )
+        with Image.open(scale_report / "plots" / f"{task}_per_class.png") as im:
+            height = im.size[1]
+        assert height < DPI * (0.4 * n + 1.5)  # shorter than a heatmap of every method's row
     sig = pd.read_csv(scale_report / "tables" / "significance.csv")
     assert set(sig["method"]) >= set(_quality()) - set(SOURCES)  # the CSV keeps every method
     assert len(_md_rows(scale_report / "tables" / "significance.md")) < len(sig)
