@@ -7,12 +7,15 @@ maths: every value comes from `metrics.suite.compute_metrics`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import torch
 
 from metrics.inputs import Convention, check_convention
 from metrics.suite import compute_metrics, resolve_names
+
+if TYPE_CHECKING:  # pandas is imported on use: every stage imports this package (its config)
+    import pandas as pd
 
 
 class FusionMetricCollection:
@@ -64,6 +67,8 @@ class FusionMetricCollection:
     def compute(self) -> pd.DataFrame:
         if not self._stems:
             raise ValueError("no images were added; call update() before compute()")
+        import pandas as pd
+
         frame = pd.DataFrame(self._rows, columns=self.names)
         frame.insert(0, "name", self._stems)
         return frame

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 
 from metrics.collection import FusionMetricCollection
@@ -17,6 +17,9 @@ from mmif.io import ImageError, list_images, read_image
 from mmif.layout import pair_folders
 from mmif.logging_utils import progress_bar
 from mmif.runtime import resolve_device
+
+if TYPE_CHECKING:  # only annotations: the table comes from FusionMetricCollection
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ import importlib
 import logging
 import types
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,14 +104,36 @@ class Params:
         return _resolve(FUSION_ENTRY)(name, None, where)
 
 
-def load_params(path: str | Path | None = DEFAULT_PARAMS, *, required: bool = True) -> Params:
+def load_params(
+    path: str | Path | None = DEFAULT_PARAMS,
+    *,
+    required: bool = True,
+    check_names: bool | Collection[str] = (),
+) -> Params:
     """Read and validate the whole parameters file; an absent file is an error only when
-    `required` (else every section has its built-in defaults)."""
+    `required` (else every section has its built-in defaults).
+
+    check_names: the sections (True: all) whose `check_names()` also runs, the checks that import
+    a stage's library (segment: smp's architecture and encoder names, about a second). The stages
+    that use a section ask for its check; `prepare`, the first stage of a fresh run, asks for all.
+    """
     path = Path(path or DEFAULT_PARAMS)
     if not path.exists() and not required:
         log.info("%s not found: using built-in defaults", path)
-        return params_from_dict({}, str(path), source=None)
-    return params_from_dict(load_yaml(path), str(path), source=str(path))
+        params = params_from_dict({}, str(path), source=None)
+    else:
+        params = params_from_dict(load_yaml(path), str(path), source=str(path))
+    wanted = SECTIONS if check_names is True else (check_names or ())
+    for key in wanted:
+        if key not in SECTIONS:
+            raise ValueError(f"check_names: {key!r} is not a section of params.yaml")
+        check = getattr(getattr(params, key), "check_names", None)
+        if callable(check):
+            try:
+                check()
+            except ValueError as exc:
+                raise ConfigError(f"{path}:{key}.{exc}") from exc
+    return params
 
 
 def params_from_dict(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 from mmif.config import DEFAULT_PARAMS, Params
@@ -30,9 +31,12 @@ def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
-def load_params(args: argparse.Namespace, required: bool = True) -> Params:
+def load_params(
+    args: argparse.Namespace, required: bool = True, check_names: bool | Collection[str] = ()
+) -> Params:
     """The whole of --params (params.yaml), validated at the stage's start: a bad key in any
     section stops every stage. An absent file is an error only when `required` (else the
-    built-in defaults)."""
+    built-in defaults). check_names: sections whose library checks also run
+    (mmif.config.load_params)."""
     path = Path(getattr(args, "params", DEFAULT_PARAMS) or DEFAULT_PARAMS)
-    return load_params_file(path, required=required)
+    return load_params_file(path, required=required, check_names=check_names)

@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from preparation.prepare import prepare_dataset
     from preparation.synthetic import write_synthetic
 
-    params = load_params(args, required=False)
+    # the first stage of a fresh run also runs the library checks of every section, so a
+    # bad name (e.g. segment.arch) stops the run here, not after the fusion stages
+    params = load_params(args, required=False, check_names=True)
     cfg = params.dataset
     if args.dataset:
         cfg.name = args.dataset

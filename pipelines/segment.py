@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_section(args: argparse.Namespace):  # noqa: ANN201 (segmentation is imported lazily)
     """params.yaml (validated whole) and its `segment` section, with --device applied."""
-    params = load_params(args)
+    params = load_params(args, check_names=("segment",))
     sec = params.segment
     if args.device:
         sec.device = args.device

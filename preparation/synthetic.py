@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy.ndimage import gaussian_filter
 
 from mmif.errors import ConfigError
 from mmif.layout import Manifest
@@ -219,6 +218,8 @@ def render_scene(
                     (y1 - y0) / H,
                 )
             )
+
+    from scipy.ndimage import gaussian_filter  # on use: every stage imports this module's config
 
     vis_a = np.asarray(vis, dtype=np.float32)
     ir_a = np.asarray(ir, dtype=np.float32)

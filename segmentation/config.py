@@ -87,19 +87,8 @@ class SegmentConfig:
         return Appearance.from_mapping(self.appearance, "appearance")
 
     def validate(self) -> None:
-        """Raise ValueError naming the key of the first invalid value."""
-        import segmentation_models_pytorch as smp
-
-        archs = smp.MODEL_ARCHITECTURES_MAPPING
-        if self.arch.lower() not in archs:
-            raise ValueError(
-                f"arch: unknown architecture {self.arch!r}; one of {', '.join(sorted(archs))}"
-            )
-        encoders = smp.encoders.get_encoder_names()
-        if self.encoder not in encoders and not self.encoder.startswith("tu-"):
-            raise ValueError(
-                f"encoder: unknown encoder {self.encoder!r}; e.g. resnet18, resnet34, mobilenet_v2"
-            )
+        """Raise ValueError naming the key of the first invalid value. `arch` and `encoder`
+        are checked against smp by `check_names` (it imports smp)."""
         if isinstance(self.encoder_depth, bool) or self.encoder_depth not in (3, 4, 5):
             raise ValueError(f"encoder_depth: 3, 4 or 5, got {self.encoder_depth!r}")
         if self.decoder_channels is not None and (
@@ -152,6 +141,25 @@ class SegmentConfig:
             )
 
 
+def check_network_names(arch: str, encoder: str) -> None:
+    """Raise ValueError (naming `arch` or `encoder`) unless segmentation_models_pytorch knows
+    the architecture and the encoder ("tu-" timm encoders are left to smp).
+
+    It imports smp, about a second on two CPU cores, so it is not part of `validate`, which every
+    stage runs on the whole of params.yaml: the stages that build the network call it, and so does
+    `prepare`, the first stage of a fresh run (mmif.config.load_params(check_names=...)).
+    """
+    import segmentation_models_pytorch as smp
+
+    archs = smp.MODEL_ARCHITECTURES_MAPPING
+    if arch.lower() not in archs:
+        raise ValueError(f"arch: unknown architecture {arch!r}; one of {', '.join(sorted(archs))}")
+    if encoder not in smp.encoders.get_encoder_names() and not encoder.startswith("tu-"):
+        raise ValueError(
+            f"encoder: unknown encoder {encoder!r}; e.g. resnet18, resnet34, mobilenet_v2"
+        )
+
+
 #: SegmentConfig keys that belong to the section (shared by every training of the task)
 SHARED_KEYS = (
     "arch",
@@ -200,6 +208,11 @@ class SegmentSection:
         check_protocol(self.protocol)
         for which in SCHEDULES:
             self.schedule(which)
+
+    def check_names(self) -> None:
+        """`check_network_names` for the network every training shares (arch and encoder are
+        shared keys, so no schedule can change them)."""
+        check_network_names(self.arch, self.encoder)
 
     def schedule(self, which: str) -> SegmentConfig:
         """The SegmentConfig of one training: "base", "finetune" or "retrain"."""

@@ -11,7 +11,7 @@ from torch import nn
 
 from mmif.errors import ConfigError, InputError
 from mmif.runtime import offline_environment
-from segmentation.config import SegmentConfig
+from segmentation.config import SegmentConfig, check_network_names
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,10 @@ def build_model(
     import segmentation_models_pytorch as smp
 
     offline_environment()  # in case segmentation/__init__ was bypassed
+    try:
+        check_network_names(cfg.arch, cfg.encoder)
+    except ValueError as exc:
+        raise ConfigError(f"segment.{exc}") from exc
     extra = {}
     if cfg.decoder_channels is not None:
         extra["decoder_channels"] = [int(c) for c in cfg.decoder_channels]

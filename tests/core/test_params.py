@@ -7,6 +7,8 @@ and an absent file give the built-in defaults; every stage validates the whole f
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -202,3 +204,49 @@ def test_every_stage_validates_the_whole_file_first(tmp_path, monkeypatch, comma
     with pytest.raises(ConfigError, match=rf"params\.yaml:{other}\.typo_key: unknown key"):
         args._run(args)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+# The stages that name the segmentation network's library check (smp's names) and the first stage
+# of a fresh run; every other stage validates the file without importing smp.
+NAME_CHECKING = {"prepare", "segment-base", "segment"}
+
+
+@pytest.mark.parametrize("command", sorted(STAGE_ARGS))
+@pytest.mark.parametrize(("key", "value"), [("arch", "Unett"), ("encoder", "resnet1000")])
+def test_a_bad_network_name_stops_prepare_and_the_segment_stages(
+    tmp_path, monkeypatch, command, key, value
+):
+    """smp's architecture and encoder names are checked by `prepare` (so a fresh `dvc repro`
+    stops at once) and by the stages that build the network (the only ones a changed name
+    reruns), with the dotted key and nothing written."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["segment"][key] = value
+    _write(tmp_path, params)
+    monkeypatch.chdir(tmp_path)
+    args = build_parser(command).parse_args([command, *STAGE_ARGS[command]])
+    if command not in NAME_CHECKING:
+        load_params(tmp_path / "params.yaml")  # the other stages' validation passes
+        return
+    with pytest.raises(ConfigError, match=rf"params\.yaml:segment\.{key}: unknown .*{value}"):
+        args._run(args)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_validating_the_file_imports_no_stage_library():
+    """Every stage validates the whole file at its start; that alone must not import smp (about
+    a second), pandas or scipy, whatever the stage."""
+    code = (
+        "import sys; from mmif.config import load_params; "
+        f"load_params({str(REPO / 'params.yaml')!r}); "
+        "print(sorted(m for m in ('segmentation_models_pytorch', 'timm', 'pandas', 'scipy') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_check_names_of_an_unknown_section_is_a_programming_error(tmp_path):
+    with pytest.raises(ValueError, match="segmnt"):
+        load_params(_write(tmp_path, {}), check_names=("segmnt",))

@@ -2,7 +2,7 @@ import pytest
 
 from mmif.config import from_dict, section
 from mmif.errors import ConfigError
-from segmentation.config import SegmentConfig
+from segmentation.config import SegmentConfig, check_network_names
 
 
 def test_defaults_are_valid_and_offline():
@@ -31,8 +31,6 @@ def test_values_from_params():
         ({"scale_min": 1.5, "scale_max": 1.0}, "scale_min"),
         ({"device": "gpu"}, "device"),
         ({"num_workers": -1}, "num_workers"),
-        ({"arch": "NoSuchNet"}, "arch"),
-        ({"encoder": "resnet1000"}, "encoder"),
         ({"epochs": "ten"}, "segment.epochs"),
         ({"amp": "yes"}, "segment.amp"),
         ({"epoch": 3}, "segment.epoch"),
@@ -47,3 +45,22 @@ def test_invalid_values_name_the_key(values, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as info:
         from_dict(SegmentConfig, values, "params.yaml:segment")
     assert "params.yaml:segment" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("arch", "encoder", "key"),
+    [("NoSuchNet", "resnet18", "arch"), ("Unet", "resnet1000", "encoder")],
+)
+def test_network_names_are_checked_against_smp(arch, encoder, key):
+    with pytest.raises(ValueError, match=f"^{key}: unknown"):
+        check_network_names(arch, encoder)
+    check_network_names("FPN", "mobilenet_v2")  # known names pass
+    check_network_names("Unet", "tu-resnet18")  # timm encoders are left to smp
+
+
+def test_building_a_network_with_a_bad_name_names_the_key():
+    from segmentation.model import build_model
+
+    cfg = from_dict(SegmentConfig, {"arch": "NoSuchNet"}, "params.yaml:segment")
+    with pytest.raises(ConfigError, match=r"segment\.arch: unknown architecture 'NoSuchNet'"):
+        build_model(cfg, 3)
