@@ -127,3 +127,24 @@ def test_training_and_fusion_do_not_depend_on_the_metrics():
         files = imported_files(STAGES[_subcommand(STAGE_DEFS[name])])
         assert not any(f.startswith("metrics/") for f in files), (name, sorted(files))
         assert "metrics" not in _code_deps(STAGE_DEFS[name])
+
+
+def _covered_param(key: str, params: list) -> bool:
+    names = [p for p in params if isinstance(p, str)]
+    return any(key == p or key.startswith(p + ".") for p in names)
+
+
+def test_shared_segmenter_reruns_when_any_setting_of_its_network_changes():
+    """segment_base lists the `segment.` keys selectively; every shared key that changes what
+    it trains must be among them (a missing one, such as encoder_depth once was, leaves a stale
+    shared model after `dvc repro`)."""
+    from segmentation.config import SHARED_KEYS
+
+    runtime_only = {"device", "num_workers", "jobs"}  # where and how fast, not what is trained
+    params = STAGE_DEFS["segment_base"]["params"]
+    missing = [
+        f"segment.{k}"
+        for k in (*SHARED_KEYS, "protocol", "base")
+        if k not in runtime_only and not _covered_param(f"segment.{k}", params)
+    ]
+    assert not missing, f"dvc.yaml stage 'segment_base': add to params: {missing}"
