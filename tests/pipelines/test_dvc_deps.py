@@ -148,3 +148,21 @@ def test_shared_segmenter_reruns_when_any_setting_of_its_network_changes():
         if k not in runtime_only and not _covered_param(f"segment.{k}", params)
     ]
     assert not missing, f"dvc.yaml stage 'segment_base': add to params: {missing}"
+
+
+def test_every_parameter_a_stage_names_is_in_params_yaml():
+    """DVC stops `dvc repro` when a stage's params key is missing from params.yaml, even when
+    the dataclass has a default for it: each plain (untemplated) key must be written there."""
+    values = yaml.safe_load((REPO / "params.yaml").read_text())
+    missing = []
+    for name, stage in STAGE_DEFS.items():
+        for key in stage.get("params", []):
+            if not isinstance(key, str) or "${" in key:
+                continue  # a file of its own (external.yaml) or a templated key
+            node = values
+            for part in key.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    missing.append(f"{name}: {key}")
+                    break
+                node = node[part]
+    assert not missing, f"dvc.yaml names parameters params.yaml does not have: {missing}"
