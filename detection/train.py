@@ -297,6 +297,7 @@ def train_base(data_root: Path, out_dir: Path, cfg: DetectConfig, seed: int) -> 
         "role": "shared detector (protocols frozen, finetune)",
         "trained_on": "train split, infrared and visible images as separate samples",
         "modality_labels": cfg.modality_labels,
+        "appearance": cfg.appearance_config().facts(),
         "n_train_images": len(ds.stems["train"]),
         "n_val_images": len(ds.stems["val"]),
         "val_split": ds.sources["val"],

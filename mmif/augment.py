@@ -68,6 +68,10 @@ class Appearance:
     def active(self) -> bool:
         return any((self.contrast, self.gamma, self.blur, self.noise))
 
+    def facts(self) -> dict[str, float] | None:
+        """The strengths for a run's metadata (metrics.json); None when every change is off."""
+        return asdict(self) if self.active else None
+
     def to_env(self) -> str:
         return json.dumps(asdict(self))
 

@@ -1,14 +1,14 @@
 """Train segmentation networks and score them on a method's fused test images, per protocol.
 
 - `train_and_evaluate` (protocol retrain): trains on one method's fused `train` split, keeps
-  the epoch with the best `val` mIoU (the last epoch when there is no val split), scores that
-  model on `test`.
+  the epoch with the best `val` mIoU (the last epoch when there is no val split, or with
+  `select_on_val: false`), scores that model on `test`.
 - `train_base` (frozen, finetune): the shared segmenter of a seed, trained on the train split's
   infrared and visible images as separate samples; writes model.pt, curves.csv and metrics.json
   to models/segment_base/seed_<s>/.
 - `evaluate_frozen` (frozen): a shared segmenter scores one method's fused test images.
 - `finetune_and_evaluate` (finetune): a shared segmenter fine-tuned on one method's fused train
-  split (best val epoch kept), then scored on its test split.
+  split (the epoch kept as in training: `select_on_val`), then scored on its test split.
 
 The scoring functions write the files of docs/CONTRACTS.md (`segment/<method>/seed_<s>`):
 metrics.json, confusion.npz and curves.csv.
@@ -290,8 +290,9 @@ def train_base(data_root: Path, out_dir: Path, cfg: SegmentConfig, seed: int) ->
     """The shared segmenter of one seed (protocols frozen and finetune).
 
     Trains on the train split's infrared and visible images as separate samples with the same
-    masks, keeps the best epoch on the val split's (the last without one) and writes model.pt (a
-    state dict), curves.csv and metrics.json to out_dir (models/segment_base/seed_<seed>).
+    masks, keeps the best epoch on the val split (the last without one, or with `select_on_val:
+    false`, the default's setting) and writes model.pt (a state dict), curves.csv and
+    metrics.json to out_dir (models/segment_base/seed_<seed>).
     """
     data_root, out_dir = Path(data_root), Path(out_dir)
     manifest = Manifest.load(data_root)
@@ -308,6 +309,9 @@ def train_base(data_root: Path, out_dir: Path, cfg: SegmentConfig, seed: int) ->
         "role": "shared segmenter (protocols frozen, finetune)",
         "trained_on": "train split, infrared and visible images as separate samples",
         "modality_labels": cfg.modality_labels,
+        "appearance": cfg.appearance_config().facts(),
+        "kept": "last epoch" if not cfg.select_on_val else "best val epoch",
+        "ema_decay": cfg.ema_decay,
     }
     return _distributed(
         cfg,
@@ -386,7 +390,7 @@ def finetune_and_evaluate(
     seed: int,
 ) -> dict:
     """Protocol finetune: the shared segmenter of `seed` trained further on the method's fused
-    train split for cfg.epochs (best val epoch kept), then scored on its test split."""
+    train split for cfg.epochs (epoch kept per `select_on_val`), then scored on its test split."""
     fused_root, data_root, out_dir = Path(fused_root), Path(data_root), Path(out_dir)
     classes, samples = _task_samples(fused_root, data_root, ("train", "val", "test"))
     state, base_facts = load_base(base_dir)
@@ -429,7 +433,8 @@ def _run(
     facts: dict | None = None,
     save_model: bool = False,
 ) -> dict:
-    """Train (from init_state when given), keep the best val epoch, then test and/or save."""
+    """Train (from init_state when given), keep the best val epoch (or the last, per
+    `select_on_val`), then test and/or save."""
     n_classes = len(classes)
     amp = cfg.amp and device.type == "cuda"
     torch.manual_seed(seed)

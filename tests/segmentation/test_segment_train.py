@@ -123,3 +123,23 @@ def test_weight_average_is_what_is_kept_and_tested(tiny_dataset, tmp_path):
     ):
         assert not np.array_equal(a["confusion"], b["confusion"])
     assert averaged["best_epoch"] == plain["best_epoch"] == TINY.epochs
+
+
+@pytest.mark.slow
+def test_shared_segmenter_applies_and_records_its_appearance_augmentation(tiny_synthetic, tmp_path):
+    import torch
+
+    from segmentation.train import BASE_WEIGHTS, train_base
+
+    cfg = SegmentConfig(**{**TINY.__dict__, "epochs": 1, "select_on_val": False})
+    train_base(tiny_synthetic, tmp_path / "plain", cfg, seed=0)
+    jittered = SegmentConfig(**{**cfg.__dict__, "appearance": {"contrast": 0.6, "noise": 0.05}})
+    train_base(tiny_synthetic, tmp_path / "jittered", jittered, seed=0)
+    facts = json.loads((tmp_path / "jittered" / "metrics.json").read_text())
+    assert facts["appearance"] == {"contrast": 0.6, "gamma": 0.0, "blur": 0.0, "noise": 0.05}
+    assert facts["kept"] == "last epoch"
+    assert json.loads((tmp_path / "plain" / "metrics.json").read_text())["appearance"] is None
+    # same seed and schedule: only the augmented images can make the weights differ
+    a = torch.load(tmp_path / "plain" / BASE_WEIGHTS, weights_only=True)
+    b = torch.load(tmp_path / "jittered" / BASE_WEIGHTS, weights_only=True)
+    assert any(not torch.equal(a[k], b[k]) for k in a)
