@@ -44,7 +44,7 @@ from detection.dataset import (
 )
 from detection.evaluate import coco_map, round_record, summarise_det_metrics, yolo_to_pixel_boxes
 from detection.offline import cache_root, project_root
-from mmif.augment import APPEARANCE_ENV
+from mmif.augment import APPEARANCE_ENV, Appearance
 from mmif.errors import ConfigError, DeviceError, MissingInputError
 from mmif.io import make_temp_dir, write_bytes, write_json, write_text
 from mmif.labels import read_yolo_file
@@ -327,6 +327,7 @@ def _base_facts(base_dir: Path) -> dict[str, Any]:
         "base_model": info.get("model"),
         "base_pretrained": info.get("pretrained"),
         "base_epochs": info.get("epochs"),
+        "base_appearance": Appearance.describe(info.get("appearance")),
     }
 
 

@@ -72,6 +72,13 @@ class Appearance:
         """The strengths for a run's metadata (metrics.json); None when every change is off."""
         return asdict(self) if self.active else None
 
+    @staticmethod
+    def describe(facts: dict[str, float] | None) -> str:
+        """One line for a report from `facts()` (as read back from a metrics.json)."""
+        if not facts:
+            return "none"
+        return ", ".join(f"{key} {value:g}" for key, value in facts.items() if value)
+
     def to_env(self) -> str:
         return json.dumps(asdict(self))
 

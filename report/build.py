@@ -831,7 +831,7 @@ def _run_facts(
                 shared = first.get("base_model") or first.get("base_encoder")
                 facts.append(
                     f"{TASK_TITLE[task]} shared model: {shared}, pretrained: {first.get('base_pretrained', 'n/a')}, "
-                    f"epochs: {first.get('base_epochs', 'n/a')} (trained once per seed on the train split's infrared and visible images)."
+                    f"epochs: {first.get('base_epochs', 'n/a')}, photometric augmentation: {first.get('base_appearance', 'n/a')} (trained once per seed on the train split's infrared and visible images)."
                 )
             else:
                 model = first.get("model") or " ".join(

@@ -51,6 +51,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from mmif.augment import Appearance
 from mmif.errors import NoTaskLabels
 from mmif.io import write_bytes, write_json, write_text
 from mmif.iou import iou_from_confusion, mean_iou
@@ -343,6 +344,7 @@ def load_base(base_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
         "base_encoder": facts.get("encoder"),
         "base_pretrained": facts.get("pretrained"),
         "base_epochs": facts.get("epochs"),
+        "base_appearance": Appearance.describe(facts.get("appearance")),
     }
 
 

@@ -158,6 +158,15 @@ def test_every_stage_wrote_its_outputs(workspace):
     # findings first, and the results card next to the report
     md = (report / "report.md").read_text()
     assert md.index("## Findings") < md.index("## About this run")
+    # the run facts name how the shared models were trained, augmentation included
+    from mmif.augment import Appearance
+
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    for task, title in (("detect", "Object detection"), ("segment", "Semantic segmentation")):
+        cfg = Appearance.from_mapping(params[task]["base"].get("appearance"))
+        assert (
+            f"photometric augmentation: {Appearance.describe(cfg.facts())} (trained once" in md
+        ), title
     assert (report / "card.png").stat().st_size > 10_000 and (report / "card.svg").is_file()
 
 

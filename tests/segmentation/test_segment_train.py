@@ -143,3 +143,18 @@ def test_shared_segmenter_applies_and_records_its_appearance_augmentation(tiny_s
     a = torch.load(tmp_path / "plain" / BASE_WEIGHTS, weights_only=True)
     b = torch.load(tmp_path / "jittered" / BASE_WEIGHTS, weights_only=True)
     assert any(not torch.equal(a[k], b[k]) for k in a)
+    # each method's frozen scores carry the shared model's augmentation (the report's run facts)
+    import shutil
+
+    from segmentation.train import evaluate_frozen
+
+    fused = tmp_path / "fused_vis"
+    shutil.copytree(tiny_synthetic / "test" / "vis", fused / "test")
+    described = {
+        base: evaluate_frozen(
+            fused, tiny_synthetic, tmp_path / base, tmp_path / f"scored_{base}", cfg, 0
+        )
+        for base in ("plain", "jittered")
+    }
+    assert described["jittered"]["base_appearance"] == "contrast 0.6, noise 0.05"
+    assert described["plain"]["base_appearance"] == "none"
