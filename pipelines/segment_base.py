@@ -2,8 +2,10 @@
 
 Trains `segment.arch` / `segment.encoder` (from `segment.encoder_weights` when given) with the
 `segment.base` schedule on the train split's infrared and visible images as separate samples with
-the same masks, keeping the best epoch on the val split's. Writes OUT/seed_S/model.pt,
-curves.csv and metrics.json per seed and OUT/base.json. Under `segment.protocol: retrain`
+the same masks, keeping the best epoch on the val split's (or the last: `select_on_val`). Writes
+OUT/seed_S/model.pt, curves.csv and metrics.json per seed and OUT/base.json; with
+`segment.base.members: K` above 1, a seed's model is K networks trained one after another
+(model.pt, model_1.pt, ...; curves.csv, curves_1.csv, ...) whose probabilities are averaged. Under `segment.protocol: retrain`
 nothing is trained (base.json says so). On the CPU the seeds train side by side in worker
 processes (`segment.jobs`).
 """

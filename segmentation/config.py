@@ -49,6 +49,11 @@ class SegmentConfig:
         weights (and BatchNorm statistics), updated after every step with this decay (e.g. 0.99:
         an average over about the last 100 steps); 0 uses the weights as trained.
     select_on_val: keep the epoch with the best val mIoU (True) or the last epoch (False).
+    members: networks trained independently for one model (each for `epochs`, member k with
+        seed `member_seed(seed, k)`), whose class probabilities are averaged when it predicts. An
+        average of two networks judges images less idiosyncratically than either: the seed
+        spread of within-seed method differences shrinks (docs/MEASUREMENTS.md). A finetuned
+        model has the members of its shared model.
     amp: mixed precision (float16 autocast); used on CUDA only, ignored on CPU.
     device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
     num_workers: DataLoader worker processes (0 loads in the main process).
@@ -77,6 +82,7 @@ class SegmentConfig:
     appearance: dict[str, float] | None = None
     ema_decay: float = 0.0
     select_on_val: bool = True
+    members: int = 1
     amp: bool = True
     device: str = "auto"
     num_workers: int = 0
@@ -127,6 +133,8 @@ class SegmentConfig:
         self.appearance_config().validate("appearance")
         if isinstance(self.ema_decay, bool) or not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay: must be in [0, 1), got {self.ema_decay!r}")
+        if isinstance(self.members, bool) or not isinstance(self.members, int) or self.members < 1:
+            raise ValueError(f"members: a number of networks >= 1, got {self.members!r}")
         if self.dice_weight < 0:
             raise ValueError(f"dice_weight: must be >= 0, got {self.dice_weight}")
         if not _DEVICE.match(self.device):

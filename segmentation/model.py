@@ -45,6 +45,28 @@ class SegmentationNet(nn.Module):
         return self.net(x.contiguous(memory_format=torch.channels_last))[..., :h, :w]
 
 
+class Ensemble(nn.Module):
+    """Several trained networks as one model: forward returns the mean of their class
+    probabilities (softmax), B x C x H x W, whose argmax is the ensemble's prediction."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        if not members:
+            raise ValueError("Ensemble: no member networks")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        total = self.members[0](images).float().softmax(dim=1)
+        for member in self.members[1:]:
+            total = total + member(images).float().softmax(dim=1)
+        return total / len(self.members)
+
+
+def as_one_model(members: list[nn.Module]) -> nn.Module:
+    """The network itself for one member, else their Ensemble."""
+    return members[0] if len(members) == 1 else Ensemble(members)
+
+
 def build_model(
     cfg: SegmentConfig, n_classes: int, quiet: bool = False
 ) -> tuple[SegmentationNet, bool]:

@@ -5,7 +5,8 @@
   `select_on_val: false`), scores that model on `test`.
 - `train_base` (frozen, finetune): the shared segmenter of a seed, trained on the train split's
   infrared and visible images as separate samples; writes model.pt, curves.csv and metrics.json
-  to models/segment_base/seed_<s>/.
+  to models/segment_base/seed_<s>/ (and model_<k>.pt, curves_<k>.csv for the further networks
+  of a model of `members` > 1, whose class probabilities are averaged: segmentation.model.Ensemble).
 - `evaluate_frozen` (frozen): a shared segmenter scores one method's fused test images.
 - `finetune_and_evaluate` (finetune): a shared segmenter fine-tuned on one method's fused train
   split (the epoch kept as in training: `select_on_val`), then scored on its test split.
@@ -69,7 +70,7 @@ from segmentation.data import (
     source_samples,
 )
 from segmentation.evaluate import Evaluation, evaluate
-from segmentation.model import build_model
+from segmentation.model import as_one_model, build_model
 
 log = logging.getLogger(__name__)
 
@@ -331,19 +332,31 @@ def train_base(data_root: Path, out_dir: Path, cfg: SegmentConfig, seed: int) ->
     )
 
 
-def load_base(base_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """State dict and facts of a shared segmenter folder (models/segment_base/seed_<s>)."""
-    weights, info = Path(base_dir) / BASE_WEIGHTS, Path(base_dir) / "metrics.json"
+def load_base(base_dir: Path) -> tuple[list[dict[str, torch.Tensor]], dict]:
+    """State dicts (one per member network) and facts of a shared segmenter folder
+    (models/segment_base/seed_<s>)."""
+    base_dir = Path(base_dir)
+    weights, info = base_dir / BASE_WEIGHTS, base_dir / "metrics.json"
     if not weights.is_file() or not info.is_file():
         raise FileNotFoundError(
             f"{weights}: no shared segmenter here; run `mmif segment-base` (dvc repro segment_base) first"
         )
-    state = torch.load(weights, map_location="cpu", weights_only=True)
     facts = json.loads(info.read_text())
-    return state, {
+    n_members = int(facts.get("members", 1))
+    states = []
+    for k in range(n_members):
+        path = base_dir / member_files(k)[0]
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: member {k + 1} of {n_members} of the shared segmenter is missing; "
+                "rerun `mmif segment-base` (dvc repro segment_base)"
+            )
+        states.append(torch.load(path, map_location="cpu", weights_only=True))
+    return states, {
         "base_encoder": facts.get("encoder"),
         "base_pretrained": facts.get("pretrained"),
         "base_epochs": facts.get("epochs"),
+        "base_members": n_members,
         "base_appearance": Appearance.describe(facts.get("appearance")),
     }
 
@@ -363,11 +376,14 @@ def evaluate_frozen(
     """
     fused_root, data_root, out_dir = Path(fused_root), Path(data_root), Path(out_dir)
     classes, samples = _task_samples(fused_root, data_root, ("test",))
-    state, base_facts = load_base(base_dir)
+    states, base_facts = load_base(base_dir)
     device = resolve_device(cfg.device, "segment.device")
-    model, _ = build_model(cfg, len(classes), quiet=True)
-    model.load_state_dict(state)
-    model.to(device)
+    members = []
+    for state in states:
+        member, _ = build_model(cfg, len(classes), quiet=True)
+        member.load_state_dict(state)
+        members.append(member)
+    model = as_one_model(members).to(device)
     amp = cfg.amp and device.type == "cuda"
     loader = make_loader(samples["test"], len(classes), cfg, seed, train=False)
     result = evaluate(model, loader, len(classes), device, amp, desc="test")
@@ -395,7 +411,7 @@ def finetune_and_evaluate(
     train split for cfg.epochs (epoch kept per `select_on_val`), then scored on its test split."""
     fused_root, data_root, out_dir = Path(fused_root), Path(data_root), Path(out_dir)
     classes, samples = _task_samples(fused_root, data_root, ("train", "val", "test"))
-    state, base_facts = load_base(base_dir)
+    states, base_facts = load_base(base_dir)
     return _distributed(
         cfg,
         lambda ddp, device: _run(
@@ -407,7 +423,7 @@ def finetune_and_evaluate(
             samples,
             ddp,
             device,
-            init_state=state,
+            init_states=states,
             facts={"protocol": "finetune", **base_facts},
         ),
     )
@@ -422,9 +438,26 @@ def _distributed(cfg: SegmentConfig, fn: Any) -> dict:
             dist.destroy_process_group()
 
 
-def _run(
+def member_seed(seed: int, member: int) -> int:
+    """The training seed of member `member` of a model of `seed` (member 0 trains with `seed`
+    itself, so a one-member model is the network the seed always gave)."""
+    return seed + 1000 * member
+
+
+@dataclass
+class _Fitted:
+    """One trained network and what its training recorded."""
+
+    model: nn.Module
+    curve: list[tuple[int, float, float]]
+    best_epoch: int
+    best_val: float
+    pretrained: bool
+    seed: int
+
+
+def _fit(
     name: str,
-    out_dir: Path,
     cfg: SegmentConfig,
     seed: int,
     classes: list[str],
@@ -432,11 +465,9 @@ def _run(
     ddp: _Dist,
     device: torch.device,
     init_state: dict[str, torch.Tensor] | None = None,
-    facts: dict | None = None,
-    save_model: bool = False,
-) -> dict:
-    """Train (from init_state when given), keep the best val epoch (or the last, per
-    `select_on_val`), then test and/or save."""
+) -> _Fitted:
+    """Train one network (from init_state when given) and keep the best val epoch (or the last,
+    per `select_on_val`)."""
     n_classes = len(classes)
     amp = cfg.amp and device.type == "cuda"
     torch.manual_seed(seed)
@@ -477,7 +508,7 @@ def _run(
     # the network that is validated, kept and tested: the weights' moving average when on
     scored: nn.Module = ema.module if ema is not None else model
     (log.info if ddp.main else log.debug)(
-        "segment %s: %s/%s, %d classes, %d train / %d val / %d test images, %d epochs on %s%s",
+        "segment %s: %s/%s, %d classes, %d train / %d val / %d test images, %d epochs on %s%s, seed %d",
         name,
         cfg.arch,
         cfg.encoder,
@@ -488,9 +519,9 @@ def _run(
         cfg.epochs,
         device,
         " (amp)" if amp else "",
+        seed,
     )
 
-    started = time.perf_counter()
     curve: list[tuple[int, float, float]] = []
     best_state, best_epoch, best_val = None, cfg.epochs, -math.inf
     for epoch in range(1, cfg.epochs + 1):
@@ -532,35 +563,75 @@ def _run(
                 val_miou,
                 time.perf_counter() - start,
             )
-
-    metrics: dict = {}
     if ddp.main:
         if ema is not None:
             model.load_state_dict(scored.state_dict())  # the average is what is kept
         if best_state is not None:
             model.load_state_dict(best_state)
             log.info("best val mIoU %.4f at epoch %d", best_val, best_epoch)
+    return _Fitted(model, curve, best_epoch, best_val, pretrained, seed)
+
+
+def _run(
+    name: str,
+    out_dir: Path,
+    cfg: SegmentConfig,
+    seed: int,
+    classes: list[str],
+    samples: dict[str, list[Sample]],
+    ddp: _Dist,
+    device: torch.device,
+    init_states: list[dict[str, torch.Tensor]] | None = None,
+    facts: dict | None = None,
+    save_model: bool = False,
+) -> dict:
+    """Train the model of `seed` (`cfg.members` networks, or one per state of init_states),
+    then test and/or save it."""
+    n_classes = len(classes)
+    amp = cfg.amp and device.type == "cuda"
+    starts = init_states or [None] * cfg.members
+    started = time.perf_counter()
+    fitted = [
+        _fit(name, cfg, member_seed(seed, k), classes, samples, ddp, device, init_state=state)
+        for k, state in enumerate(starts)
+    ]
+    first = fitted[0]
+    facts = dict(facts or {})
+    if len(fitted) > 1:
+        facts.update(
+            members=len(fitted),
+            member_seeds=[f.seed for f in fitted],
+            member_best_epochs=[f.best_epoch for f in fitted],
+        )
+    model = as_one_model([f.model for f in fitted])
+
+    metrics: dict = {}
+    if ddp.main:
         if save_model:
             metrics = {
-                **(facts or {}),
+                **facts,
                 "n_train_images": len(samples["train"]),
                 "n_val_images": len(samples["val"]),
-                "best_epoch": best_epoch,
-                "best_val_mIoU": _finite(best_val),
+                "best_epoch": first.best_epoch,
+                "best_val_mIoU": _finite(first.best_val),
                 "epochs": cfg.epochs,
                 "arch": cfg.arch,
                 "encoder": cfg.encoder,
-                "pretrained": pretrained,
+                "pretrained": first.pretrained,
                 "seed": seed,
                 "seconds": round(time.perf_counter() - started, 1),
             }
-            _write_model(out_dir, model, classes, curve, metrics)
+            _write_model(
+                out_dir, [f.model for f in fitted], classes, [f.curve for f in fitted], metrics
+            )
         if samples["test"]:
             test_loader = make_loader(samples["test"], n_classes, cfg, seed, train=False)
             result = evaluate(model, test_loader, n_classes, device, amp, desc="test")
-            metrics = _metrics(result, classes, cfg, seed, pretrained, best_epoch, samples, device)
-            metrics.update(facts or {})
-            _write_outputs(out_dir, result, classes, curve, metrics)
+            metrics = _metrics(
+                result, classes, cfg, seed, first.pretrained, first.best_epoch, samples, device
+            )
+            metrics.update(facts)
+            _write_outputs(out_dir, result, classes, first.curve, metrics)
             log.info(
                 "test mIoU %.4f, pixel accuracy %.4f -> %s",
                 result.miou,
@@ -574,17 +645,28 @@ def _run(
     return metrics
 
 
+def member_files(member: int) -> tuple[str, str]:
+    """Weights and curve file names of one member in a shared-model folder (model.pt and
+    curves.csv for the first, model_<k>.pt and curves_<k>.csv for the others)."""
+    if member == 0:
+        return BASE_WEIGHTS, "curves.csv"
+    stem = Path(BASE_WEIGHTS).stem
+    return f"{stem}_{member}.pt", f"curves_{member}.csv"
+
+
 def _write_model(
     out_dir: Path,
-    model: nn.Module,
+    members: list[nn.Module],
     classes: list[str],
-    curve: list[tuple[int, float, float]],
+    curves: list[list[tuple[int, float, float]]],
     metrics: dict,
 ) -> None:
-    buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
-    write_bytes(out_dir / BASE_WEIGHTS, buf.getvalue())
-    write_text(out_dir / "curves.csv", _curve_text(curve))
+    for k, (model, curve) in enumerate(zip(members, curves, strict=True)):
+        weights, curve_file = member_files(k)
+        buf = io.BytesIO()
+        torch.save({key: v.detach().cpu() for key, v in model.state_dict().items()}, buf)
+        write_bytes(out_dir / weights, buf.getvalue())
+        write_text(out_dir / curve_file, _curve_text(curve))
     write_json(out_dir / "metrics.json", {**metrics, "classes": classes})
 
 

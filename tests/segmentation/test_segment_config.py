@@ -39,6 +39,8 @@ def test_values_from_params():
         ({"appearance": {"contrast": 1.5}}, "appearance.contrast"),
         ({"appearance": {"blurr": 0.5}}, "appearance.blurr"),
         ({"appearance": 0.3}, "appearance"),
+        ({"members": 0}, "members"),
+        ({"members": True}, "members"),
     ],
 )
 def test_invalid_values_name_the_key(values, key):

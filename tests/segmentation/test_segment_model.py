@@ -86,3 +86,23 @@ def test_encoder_depth_four_leaves_out_the_deepest_stage():
     assert sum(p.numel() for p in shallow.parameters()) < sum(p.numel() for p in full.parameters())
     with torch.no_grad():
         assert shallow.eval()(torch.rand(1, 3, 40, 56)).shape == (1, 3, 40, 56)
+
+
+def test_ensemble_predicts_the_mean_of_its_members_probabilities():
+    from segmentation.model import Ensemble, as_one_model
+
+    torch.manual_seed(0)
+    cfg = SegmentConfig(encoder="mobilenet_v2", encoder_depth=3, decoder_channels=[16, 8, 4])
+    a, _ = build_model(cfg, n_classes=3)
+    b, _ = build_model(cfg, n_classes=3)
+    x = torch.rand(2, 3, 40, 56)
+    with torch.no_grad():
+        for m in (a, b):
+            m.eval()
+        expected = (a(x).softmax(1) + b(x).softmax(1)) / 2
+        out = Ensemble([a, b]).eval()(x)
+        first = a(x).softmax(1)
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert torch.allclose(out.sum(1), torch.ones(2, 40, 56), atol=1e-5)
+    assert not torch.allclose(out, first, atol=1e-3)  # not just the first member
+    assert as_one_model([a]) is a

@@ -158,3 +158,50 @@ def test_shared_segmenter_applies_and_records_its_appearance_augmentation(tiny_s
     }
     assert described["jittered"]["base_appearance"] == "contrast 0.6, noise 0.05"
     assert described["plain"]["base_appearance"] == "none"
+
+
+@pytest.mark.slow
+def test_shared_segmenter_of_two_members_is_scored_and_finetuned_as_one_model(
+    tiny_synthetic, tmp_path
+):
+    import shutil
+
+    import torch
+
+    from segmentation.train import (
+        BASE_WEIGHTS,
+        evaluate_frozen,
+        finetune_and_evaluate,
+        load_base,
+        member_seed,
+        train_base,
+    )
+
+    cfg = SegmentConfig(**{**TINY.__dict__, "epochs": 1, "select_on_val": False})
+    train_base(tiny_synthetic, tmp_path / "one", cfg, seed=3)
+    pair = SegmentConfig(**{**cfg.__dict__, "members": 2})
+    train_base(tiny_synthetic, tmp_path / "two", pair, seed=3)
+    two = tmp_path / "two"
+    facts = json.loads((two / "metrics.json").read_text())
+    assert facts["members"] == 2 and facts["member_seeds"] == [3, member_seed(3, 1)]
+    assert (two / "model_1.pt").is_file() and (two / "curves_1.csv").is_file()
+    # member 0 is the network a one-member model of the same seed is; member 1 is another
+    one = torch.load(tmp_path / "one" / BASE_WEIGHTS, weights_only=True)
+    states, base_facts = load_base(two)
+    assert base_facts["base_members"] == 2 and len(states) == 2
+    assert all(torch.equal(one[k], states[0][k]) for k in one)
+    assert any(not torch.equal(states[0][k], states[1][k]) for k in one)
+
+    fused = tmp_path / "fused_vis"
+    shutil.copytree(tiny_synthetic / "test" / "vis", fused / "test")
+    frozen = evaluate_frozen(fused, tiny_synthetic, two, tmp_path / "frozen", cfg, 3)
+    assert frozen["base_members"] == 2 and 0.0 <= frozen["mIoU"] <= 1.0
+
+    for split in ("train", "val"):
+        shutil.copytree(tiny_synthetic / split / "vis", fused / split)
+    tuned = finetune_and_evaluate(fused, tiny_synthetic, two, tmp_path / "tuned", cfg, 3)
+    assert tuned["members"] == 2 and tuned["base_members"] == 2
+
+    (two / "model_1.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="model_1.pt"):
+        load_base(two)
