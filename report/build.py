@@ -829,6 +829,9 @@ def _run_facts(
             first = next(iter(next(iter(runs.values())).values())).metrics
             if first.get("base_model") or first.get("base_encoder"):
                 shared = first.get("base_model") or first.get("base_encoder")
+                members = first.get("base_members") or 1
+                if members > 1:
+                    shared += f" ({members} networks per seed, class probabilities averaged)"
                 facts.append(
                     f"{TASK_TITLE[task]} shared model: {shared}, pretrained: {first.get('base_pretrained', 'n/a')}, "
                     f"epochs: {first.get('base_epochs', 'n/a')}, photometric augmentation: {first.get('base_appearance', 'n/a')} (trained once per seed on the train split's infrared and visible images)."

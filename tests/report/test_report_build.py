@@ -228,3 +228,26 @@ def test_scores_leave_out_run_facts(built_report):
         for line in (built_report.out / "tables" / "detect_scores.csv").read_text().splitlines()[1:]
     }
     assert "epochs_run" not in detect and "mAP50" in detect
+
+
+def test_run_facts_describe_the_shared_segmenter(tmp_path, fake_tree_builder):
+    # frozen results name the shared model they were scored with: its augmentation, and how
+    # many networks it averages when there are several (segment.base.members)
+    tree = fake_tree_builder(
+        tmp_path, {"vis": 0.4, "ir": 0.5}, detect=False, coconet=False, protocol="frozen"
+    )
+    for path in (tree.results / "segment").glob("*/seed_*/metrics.json"):
+        metrics = json.loads(path.read_text())
+        metrics.update(base_encoder="mobilenet_v2", base_pretrained=False, base_epochs=28,
+                       base_members=2, base_appearance="contrast 0.6, noise 0.05")  # fmt: skip
+        path.write_text(json.dumps(metrics))
+    out = tmp_path / "report"
+    build_report(tree.results, tree.data, tree.fused, out, ReportConfig(bootstrap_samples=10))
+    md = (out / "report.md").read_text()
+    assert (
+        "Semantic segmentation shared model: mobilenet_v2 (2 networks per seed, class "
+        "probabilities averaged), pretrained: False, epochs: 28, photometric augmentation: "
+        "contrast 0.6, noise 0.05" in md
+    )
+    scores = (out / "tables" / "segment_scores.csv").read_text()
+    assert "base_members" not in scores
