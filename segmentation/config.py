@@ -214,6 +214,11 @@ class SegmentSection:
 
     def validate(self) -> None:
         check_protocol(self.protocol)
+        if "members" in self.finetune:
+            raise ValueError(
+                "finetune.members: a fine-tuned model keeps the networks of its shared model; "
+                "set segment.base.members instead and remove this key"
+            )
         for which in SCHEDULES:
             self.schedule(which)
 

@@ -128,6 +128,11 @@ def test_an_unknown_key_anywhere_is_named_with_the_allowed_ones(data, message):
         ({"seeds": ["a"]}, r"params\.yaml:seeds\[0\]: expected an integer"),
         ({"seeds": []}, r"params\.yaml:seeds: expected a non-empty list"),
         ({"seeds": True}, r"params\.yaml:seeds: expected a non-empty list"),
+        # a fine-tuned segmenter has its shared model's networks; its own count would be ignored
+        (
+            {"segment": {"finetune": {"members": 2}}},
+            r"params\.yaml:segment: finetune\.members: .*set segment\.base\.members",
+        ),
     ],
 )
 def test_a_wrong_type_or_value_names_the_key(data, message):
