@@ -435,11 +435,20 @@ def plot_task_curves(
                     continue
                 xcol = _x_column(df)
                 x = df[xcol] if xcol else pd.Series(np.arange(len(df)))
-                frames.append(pd.Series(df[col].to_numpy(float), index=x.to_numpy()))
+                # epochs without a value (e.g. val mIoU under `val_every` > 1) are left out
+                frames.append(pd.Series(df[col].to_numpy(float), index=x.to_numpy()).dropna())
+            frames = [f for f in frames if len(f)]
             if not frames:
                 continue
-            stacked = pd.concat(frames, axis=1)
-            ax.plot(stacked.index, stacked.mean(axis=1), color=colours[m], label=m, linewidth=1.2)
+            stacked = pd.concat(frames, axis=1).sort_index()
+            ax.plot(
+                stacked.index,
+                stacked.mean(axis=1),
+                color=colours[m],
+                label=m,
+                linewidth=1.2,
+                marker="." if len(stacked) < 4 else None,
+            )
             if stacked.shape[1] > 1:
                 ax.fill_between(
                     stacked.index,

@@ -49,6 +49,9 @@ class SegmentConfig:
         weights (and BatchNorm statistics), updated after every step with this decay (e.g. 0.99:
         an average over about the last 100 steps); 0 uses the weights as trained.
     select_on_val: keep the epoch with the best val mIoU (True) or the last epoch (False).
+    val_every: score the val split after every `val_every`-th epoch and after the last (the
+        epochs between have no val mIoU in curves.csv); with select_on_val the best of the
+        scored epochs is kept. Scoring does not change the training, only its time.
     members: networks trained independently for one model (each for `epochs`, member k with
         seed `member_seed(seed, k)`), whose class probabilities are averaged when it predicts. An
         average of two networks judges images less idiosyncratically than either: the seed
@@ -82,6 +85,7 @@ class SegmentConfig:
     appearance: dict[str, float] | None = None
     ema_decay: float = 0.0
     select_on_val: bool = True
+    val_every: int = 1
     members: int = 1
     amp: bool = True
     device: str = "auto"
@@ -133,6 +137,12 @@ class SegmentConfig:
         self.appearance_config().validate("appearance")
         if isinstance(self.ema_decay, bool) or not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay: must be in [0, 1), got {self.ema_decay!r}")
+        if (
+            isinstance(self.val_every, bool)
+            or not isinstance(self.val_every, int)
+            or self.val_every < 1
+        ):
+            raise ValueError(f"val_every: a number of epochs >= 1, got {self.val_every!r}")
         if isinstance(self.members, bool) or not isinstance(self.members, int) or self.members < 1:
             raise ValueError(f"members: a number of networks >= 1, got {self.members!r}")
         if self.dice_weight < 0:

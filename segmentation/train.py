@@ -546,7 +546,8 @@ def _fit(
             dist.all_reduce(total)
             loss = float(total) / ddp.world
         val_miou = math.nan
-        if ddp.main and val_loader is not None:
+        scored_now = epoch % cfg.val_every == 0 or epoch == cfg.epochs
+        if ddp.main and val_loader is not None and scored_now:
             val_miou = evaluate(scored, val_loader, n_classes, device, amp, desc="val").miou
             if cfg.select_on_val and (best_state is None or val_miou > best_val):
                 best_val, best_epoch = val_miou, epoch
@@ -556,11 +557,11 @@ def _fit(
         curve.append((epoch, loss, val_miou))
         if ddp.main:
             log.info(
-                "epoch %d/%d: loss %.4f, val mIoU %.4f (%.1f s)",
+                "epoch %d/%d: loss %.4f%s (%.1f s)",
                 epoch,
                 cfg.epochs,
                 loss,
-                val_miou,
+                "" if math.isnan(val_miou) else f", val mIoU {val_miou:.4f}",
                 time.perf_counter() - start,
             )
     if ddp.main:

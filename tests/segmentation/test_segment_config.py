@@ -41,6 +41,8 @@ def test_values_from_params():
         ({"appearance": 0.3}, "appearance"),
         ({"members": 0}, "members"),
         ({"members": True}, "members"),
+        ({"val_every": 0}, "val_every"),
+        ({"val_every": 1.5}, "val_every"),
     ],
 )
 def test_invalid_values_name_the_key(values, key):

@@ -126,6 +126,32 @@ def test_weight_average_is_what_is_kept_and_tested(tiny_dataset, tmp_path):
 
 
 @pytest.mark.slow
+def test_scoring_val_less_often_leaves_the_training_unchanged(tiny_dataset, tmp_path):
+    # val_every only decides after which epochs the val split is scored: the same weights come
+    # out (same test confusion, same losses), and the skipped epochs have no val mIoU
+    data_root, fused_root = tiny_dataset
+    every = SegmentConfig(**{**TINY.__dict__, "epochs": 3, "select_on_val": False})
+    sparse = SegmentConfig(**{**every.__dict__, "val_every": 2})
+    a = train_and_evaluate(fused_root, data_root, tmp_path / "every", every, seed=0)
+    b = train_and_evaluate(fused_root, data_root, tmp_path / "sparse", sparse, seed=0)
+    with (
+        np.load(tmp_path / "every" / "confusion.npz") as ca,
+        np.load(tmp_path / "sparse" / "confusion.npz") as cb,
+    ):
+        assert np.array_equal(ca["confusion"], cb["confusion"])
+    assert a["mIoU"] == b["mIoU"]
+    ca, cb = (pd.read_csv(tmp_path / d / "curves.csv") for d in ("every", "sparse"))
+    assert ca["train_loss"].tolist() == cb["train_loss"].tolist()
+    assert ca["val_mIoU"].notna().all()
+    assert cb["val_mIoU"].isna().tolist() == [True, False, False]  # epochs 2 and 3 (the last)
+    assert cb["val_mIoU"].iloc[1:].tolist() == ca["val_mIoU"].iloc[1:].tolist()
+    # with selection, only scored epochs can be kept
+    pick = SegmentConfig(**{**sparse.__dict__, "select_on_val": True})
+    picked = train_and_evaluate(fused_root, data_root, tmp_path / "pick", pick, seed=0)
+    assert picked["best_epoch"] in (2, 3)
+
+
+@pytest.mark.slow
 def test_shared_segmenter_applies_and_records_its_appearance_augmentation(tiny_synthetic, tmp_path):
     import torch
 
