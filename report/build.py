@@ -832,6 +832,11 @@ def _run_facts(
                 members = first.get("base_members") or 1
                 if members > 1:
                     shared += f" ({members} networks per seed, class probabilities averaged)"
+                if first.get("base_calibration"):
+                    shared += (
+                        f", calibration: {first['base_calibration']} (one offset per class, "
+                        "fit on the val split's source images, the same for every method)"
+                    )
                 facts.append(
                     f"{TASK_TITLE[task]} shared model: {shared}, pretrained: {first.get('base_pretrained', 'n/a')}, "
                     f"epochs: {first.get('base_epochs', 'n/a')}, photometric augmentation: {first.get('base_appearance', 'n/a')} (trained once per seed on the train split's infrared and visible images)."

@@ -11,6 +11,9 @@ from mmif.protocol import SCHEDULES, build_schedule, check_protocol
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
+#: values of `calibration` besides null (segmentation.calibration)
+CALIBRATIONS = ("class_shares",)
+
 
 @dataclass
 class SegmentConfig:
@@ -57,6 +60,13 @@ class SegmentConfig:
         average of two networks judges images less idiosyncratically than either: the seed
         spread of within-seed method differences shrinks (docs/MEASUREMENTS.md). A finetuned
         model has the members of its shared model.
+    calibration: "class_shares" fits one score offset per class after training, on the val
+        split, so that every class is predicted on as many val pixels as it is labelled there;
+        the offsets are applied to every later prediction of the model (for the shared
+        segmenter: on the val split's infrared and visible images, then unchanged for every
+        method; for a fine-tuned or retrained one: on the method's own val images). It evens
+        out how far each seed's network draws a class into its surroundings
+        (segmentation.calibration). None (null) predicts with the raw scores.
     amp: mixed precision (float16 autocast); used on CUDA only, ignored on CPU.
     device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
     num_workers: DataLoader worker processes (0 loads in the main process).
@@ -87,6 +97,7 @@ class SegmentConfig:
     select_on_val: bool = True
     val_every: int = 1
     members: int = 1
+    calibration: str | None = None
     amp: bool = True
     device: str = "auto"
     num_workers: int = 0
@@ -145,6 +156,10 @@ class SegmentConfig:
             raise ValueError(f"val_every: a number of epochs >= 1, got {self.val_every!r}")
         if isinstance(self.members, bool) or not isinstance(self.members, int) or self.members < 1:
             raise ValueError(f"members: a number of networks >= 1, got {self.members!r}")
+        if self.calibration is not None and self.calibration not in CALIBRATIONS:
+            raise ValueError(
+                f"calibration: {self.calibration!r}; use {', '.join(CALIBRATIONS)} or null"
+            )
         if self.dice_weight < 0:
             raise ValueError(f"dice_weight: must be >= 0, got {self.dice_weight}")
         if not _DEVICE.match(self.device):

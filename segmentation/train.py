@@ -11,6 +11,10 @@
 - `finetune_and_evaluate` (finetune): a shared segmenter fine-tuned on one method's fused train
   split (the epoch kept as in training: `select_on_val`), then scored on its test split.
 
+With `calibration: class_shares` every trained model gets one score offset per class, fit on
+the val split after training (segmentation.calibration); the shared segmenter's offsets are
+stored in its metrics.json and applied by `evaluate_frozen`.
+
 The scoring functions write the files of docs/CONTRACTS.md (`segment/<method>/seed_<s>`):
 metrics.json, confusion.npz and curves.csv.
 
@@ -59,6 +63,7 @@ from mmif.iou import iou_from_confusion, mean_iou
 from mmif.layout import IGNORE_INDEX, Manifest
 from mmif.logging_utils import progress_bar
 from mmif.runtime import resolve_device
+from segmentation.calibration import Calibrated, collect_scores, fit_class_offsets
 from segmentation.config import SegmentConfig
 from segmentation.data import (
     Batch,
@@ -358,6 +363,8 @@ def load_base(base_dir: Path) -> tuple[list[dict[str, torch.Tensor]], dict]:
         "base_epochs": facts.get("epochs"),
         "base_members": n_members,
         "base_appearance": Appearance.describe(facts.get("appearance")),
+        "base_calibration": facts.get("calibration"),
+        "base_class_offsets": facts.get("class_offsets"),
     }
 
 
@@ -383,7 +390,17 @@ def evaluate_frozen(
         member, _ = build_model(cfg, len(classes), quiet=True)
         member.load_state_dict(state)
         members.append(member)
-    model = as_one_model(members).to(device)
+    model = as_one_model(members)
+    offsets = base_facts["base_class_offsets"]
+    if offsets:
+        missing = [c for c in classes if c not in offsets]
+        if missing:
+            raise ValueError(
+                f"{Path(base_dir) / 'metrics.json'}: class_offsets has no value for "
+                f"{', '.join(missing)}; rerun `mmif segment-base` (dvc repro segment_base)"
+            )
+        model = Calibrated(model, torch.tensor([offsets[c] for c in classes]))
+    model = model.to(device)
     amp = cfg.amp and device.type == "cuda"
     loader = make_loader(samples["test"], len(classes), cfg, seed, train=False)
     result = evaluate(model, loader, len(classes), device, amp, desc="test")
@@ -605,6 +622,9 @@ def _run(
             member_best_epochs=[f.best_epoch for f in fitted],
         )
     model = as_one_model([f.model for f in fitted])
+    if ddp.main and cfg.calibration:
+        model, calibration = _calibrate(model, cfg, classes, samples["val"], seed, device)
+        facts.update(calibration)
 
     metrics: dict = {}
     if ddp.main:
@@ -644,6 +664,41 @@ def _run(
         dist.broadcast_object_list(shared, src=0)
         metrics = shared[0]
     return metrics
+
+
+def _calibrate(
+    model: nn.Module,
+    cfg: SegmentConfig,
+    classes: list[str],
+    val: list[Sample],
+    seed: int,
+    device: torch.device,
+) -> tuple[nn.Module, dict]:
+    """`model` with class offsets fit on the `val` images (segmentation.calibration), and the
+    facts metrics.json records; `model` unchanged when there are no val images."""
+    if not val:
+        log.warning(
+            "segment: no val images to fit the %s calibration on; predicting with raw scores",
+            cfg.calibration,
+        )
+        return model, {"calibration": None, "calibration_skipped": "no val images"}
+    loader = make_loader(val, len(classes), cfg, seed, train=False)
+    scores, labels = collect_scores(model, loader, device, seed=seed)
+    offsets, ratio = fit_class_offsets(scores, labels, len(classes))
+    log.info(
+        "calibration (%s) on %d val pixels: class offsets %s",
+        cfg.calibration,
+        len(labels),
+        ", ".join(f"{c} {float(o):+.3f}" for c, o in zip(classes, offsets, strict=True)),
+    )
+    return Calibrated(model, offsets).to(device), {
+        "calibration": cfg.calibration,
+        "class_offsets": {c: float(o) for c, o in zip(classes, offsets, strict=True)},
+        "calibration_share_ratio": {
+            c: _finite(float(r)) for c, r in zip(classes, ratio, strict=True)
+        },
+        "calibration_pixels": len(labels),
+    }
 
 
 def member_files(member: int) -> tuple[str, str]:

@@ -239,15 +239,18 @@ def test_run_facts_describe_the_shared_segmenter(tmp_path, fake_tree_builder):
     for path in (tree.results / "segment").glob("*/seed_*/metrics.json"):
         metrics = json.loads(path.read_text())
         metrics.update(base_encoder="mobilenet_v2", base_pretrained=False, base_epochs=28,
-                       base_members=2, base_appearance="contrast 0.6, noise 0.05")  # fmt: skip
+                       base_members=2, base_appearance="contrast 0.6, noise 0.05",
+                       base_calibration="class_shares",
+                       base_class_offsets={"background": 0.0, "person": -1.2})  # fmt: skip
         path.write_text(json.dumps(metrics))
     out = tmp_path / "report"
     build_report(tree.results, tree.data, tree.fused, out, ReportConfig(bootstrap_samples=10))
     md = (out / "report.md").read_text()
     assert (
         "Semantic segmentation shared model: mobilenet_v2 (2 networks per seed, class "
-        "probabilities averaged), pretrained: False, epochs: 28, photometric augmentation: "
-        "contrast 0.6, noise 0.05" in md
+        "probabilities averaged), calibration: class_shares (one offset per class, fit on the val "
+        "split's source images, the same for every method), pretrained: False, epochs: 28, "
+        "photometric augmentation: contrast 0.6, noise 0.05" in md
     )
     scores = (out / "tables" / "segment_scores.csv").read_text()
-    assert "base_members" not in scores
+    assert "base_members" not in scores and "offsets" not in scores

@@ -43,6 +43,7 @@ def test_values_from_params():
         ({"members": True}, "members"),
         ({"val_every": 0}, "val_every"),
         ({"val_every": 1.5}, "val_every"),
+        ({"calibration": "temperature"}, "calibration"),
     ],
 )
 def test_invalid_values_name_the_key(values, key):

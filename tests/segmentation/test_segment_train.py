@@ -231,3 +231,49 @@ def test_shared_segmenter_of_two_members_is_scored_and_finetuned_as_one_model(
     (two / "model_1.pt").unlink()
     with pytest.raises(FileNotFoundError, match="model_1.pt"):
         load_base(two)
+
+
+@pytest.mark.slow
+def test_calibrated_shared_segmenter_stores_its_offsets_and_every_scoring_uses_them(
+    tiny_synthetic, tmp_path
+):
+    import shutil
+
+    from segmentation.train import evaluate_frozen, finetune_and_evaluate, train_base
+
+    cfg = SegmentConfig(
+        **{**TINY.__dict__, "epochs": 1, "select_on_val": False, "calibration": "class_shares"}
+    )
+    base = tmp_path / "base"
+    train_base(tiny_synthetic, base, cfg, seed=0)
+    facts = json.loads((base / "metrics.json").read_text())
+    classes = Manifest.load(tiny_synthetic).seg_classes
+    assert facts["calibration"] == "class_shares" and list(facts["class_offsets"]) == classes
+    assert facts["calibration_pixels"] > 0 and set(facts["calibration_share_ratio"]) == set(classes)
+
+    fused = tmp_path / "fused_vis"
+    shutil.copytree(tiny_synthetic / "test" / "vis", fused / "test")
+    frozen = evaluate_frozen(fused, tiny_synthetic, base, tmp_path / "frozen", cfg, 0)
+    assert frozen["base_calibration"] == "class_shares"
+    assert frozen["base_class_offsets"] == facts["class_offsets"]
+
+    # the offsets on disk are what decides: a huge one for the last class makes it every pixel
+    forced = dict(facts, class_offsets={c: (1e6 if c == classes[-1] else 0.0) for c in classes})
+    (base / "metrics.json").write_text(json.dumps(forced))
+    evaluate_frozen(fused, tiny_synthetic, base, tmp_path / "forced", cfg, 0)
+    with np.load(tmp_path / "forced" / "confusion.npz") as npz:
+        total = npz["confusion"].sum(axis=0)
+    assert total[:, -1].sum() == total.sum()
+
+    del forced["class_offsets"][classes[0]]
+    (base / "metrics.json").write_text(json.dumps(forced))
+    with pytest.raises(ValueError, match=f"class_offsets has no value for {classes[0]}"):
+        evaluate_frozen(fused, tiny_synthetic, base, tmp_path / "broken", cfg, 0)
+
+    # a fine-tuned model is calibrated afresh on the method's own val images
+    (base / "metrics.json").write_text(json.dumps(facts))
+    for split in ("train", "val"):
+        shutil.copytree(tiny_synthetic / split / "vis", fused / split)
+    tuned = finetune_and_evaluate(fused, tiny_synthetic, base, tmp_path / "tuned", cfg, 0)
+    assert tuned["calibration"] == "class_shares" and list(tuned["class_offsets"]) == classes
+    assert tuned["calibration_pixels"] > 0
