@@ -832,7 +832,12 @@ def _run_facts(
                 members = first.get("base_members") or 1
                 if members > 1:
                     shared += f" ({members} networks per seed, class probabilities averaged)"
-                if first.get("base_calibration"):
+                if first.get("calibration"):  # a fine-tuned model, calibrated again
+                    shared += (
+                        f", calibration: {first['calibration']} (one offset per class, fit "
+                        "after fine-tuning on each method's own val images)"
+                    )
+                elif first.get("base_calibration"):
                     shared += (
                         f", calibration: {first['base_calibration']} (one offset per class, "
                         "fit on the val split's source images, the same for every method)"

@@ -254,3 +254,12 @@ def test_run_facts_describe_the_shared_segmenter(tmp_path, fake_tree_builder):
     )
     scores = (out / "tables" / "segment_scores.csv").read_text()
     assert "base_members" not in scores and "offsets" not in scores
+
+    # fine-tuned models were calibrated again, on each method's own val images
+    for path in (tree.results / "segment").glob("*/seed_*/metrics.json"):
+        metrics = json.loads(path.read_text())
+        metrics.update(calibration="class_shares", class_offsets={"person": -0.5})
+        path.write_text(json.dumps(metrics))
+    build_report(tree.results, tree.data, tree.fused, out, ReportConfig(bootstrap_samples=10))
+    md = (out / "report.md").read_text()
+    assert "fit after fine-tuning on each method's own val images" in md
