@@ -6,12 +6,11 @@ the same masks, keeping the best epoch on the val split's (or the last: `select_
 OUT/seed_S/model.pt, curves.csv and metrics.json per seed and OUT/base.json; with
 `segment.base.members: K` above 1, a seed's model is K networks trained one after another
 (model.pt, model_1.pt, ...; curves.csv, curves_1.csv, ...) whose probabilities are averaged. With
-`segment.base.calibration: class_shares` (as in the default params.yaml) one score offset per class is then fit on
-the val split's infrared and visible images, so that each class is predicted on as many val
-pixels as it is labelled there; metrics.json keeps the offsets and every frozen scoring applies
-them. Under `segment.protocol: retrain`
-nothing is trained (base.json says so). On the CPU the seeds train side by side in worker
-processes (`segment.jobs`).
+`segment.base.calibration: class_shares` (off in the default params.yaml) one score offset per
+class is then fit on the val split's infrared and visible images, so that each class is predicted
+on as many val pixels as it is labelled there; metrics.json keeps the offsets and every frozen
+scoring applies them. Under `segment.protocol: retrain` nothing is trained (base.json says so). On
+the CPU the seeds train side by side in worker processes (`segment.jobs`).
 """
 
 from __future__ import annotations

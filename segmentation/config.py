@@ -64,9 +64,10 @@ class SegmentConfig:
         split, so that every class is predicted on as many val pixels as it is labelled there;
         the offsets are applied to every later prediction of the model (for the shared
         segmenter: on the val split's infrared and visible images, then unchanged for every
-        method; for a fine-tuned or retrained one: on the method's own val images). It evens
-        out how far each seed's network draws a class into its surroundings
-        (segmentation.calibration). None (null) predicts with the raw scores.
+        method; for a fine-tuned or retrained one: on the method's own val images), see
+        segmentation.calibration. None (null, the default) predicts with the raw scores; the
+        offsets did not steady the seed-to-seed differences on every machine
+        (docs/MEASUREMENTS.md).
     amp: mixed precision (float16 autocast); used on CUDA only, ignored on CPU.
     device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
     num_workers: DataLoader worker processes (0 loads in the main process).
