@@ -3,7 +3,11 @@
 Two modes:
 - folders:  mmif fuse --method NAME --ir DIR --vis DIR --out DIR [--weights FILE] [--device DEV]
 - pipeline: mmif fuse --method NAME --data data/prepared --model-dir models/NAME --out data/fused/NAME
-  (fuses every split of a prepared dataset; parameters from params.yaml `fusion.NAME`).
+  (fuses every split of a prepared dataset; parameters from params.yaml `fusion.NAME`). With
+  --splits study (as in dvc.yaml) only the splits the study of params.yaml reads: every split
+  when a task trains on fused images (`detect.protocol` or `segment.protocol` finetune or
+  retrain), else the test split and those of the fusion metrics and the report's grid
+  (`metrics.split`, `report.split`).
 - registered: mmif fuse --method external:NAME --external external.yaml --data data/prepared
   --out data/fused/NAME (a method registered with `mmif external add`: its images are checked
   against the prepared pairs and copied for every split it covers).
@@ -28,6 +32,7 @@ from fusion.registry import (
     method_entry,
 )
 from fusion.runner import fuse_pairs
+from mmif.config import Params
 from mmif.errors import ConfigError, InputError, MissingInputError
 from mmif.io import atomic_dir, check_output_dir, write_json
 from mmif.layout import SPLITS, SourcePair, list_pairs, pair_folders
@@ -80,6 +85,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "a key the method does not take is an error",
     )
     p.add_argument(
+        "--splits",
+        choices=("all", "study"),
+        default="all",
+        help="pipeline mode: fuse every split (all, the default) or only those the study of "
+        "params.yaml reads (study: under protocol frozen for both tasks the test split and "
+        "metrics.split / report.split; every split otherwise)",
+    )
+    p.add_argument(
         "--external",
         type=Path,
         metavar="FILE",
@@ -115,9 +128,16 @@ def run(args: argparse.Namespace) -> int:
     log.info("method %s on %s, batch %d", args.method, method.device, batch_size)
 
     if args.data is not None:
+        splits = study_splits(params) if args.splits == "study" else SPLITS
+        if splits != SPLITS:
+            log.info(
+                "fusing the %s split(s) only: both tasks score frozen and the fusion metrics and "
+                "report read no other (a finetune or retrain protocol fuses every split)",
+                ", ".join(splits),
+            )
         jobs = {
             split: [SourcePair(p.stem, p.ir, p.vis) for p in list_pairs(args.data, split)]
-            for split in SPLITS
+            for split in splits
         }
         jobs = {k: v for k, v in jobs.items() if v}
         if not jobs:
@@ -149,6 +169,16 @@ def run(args: argparse.Namespace) -> int:
         )
     log.info("wrote %d fused images to %s", n, args.out)
     return 0
+
+
+def study_splits(params: Params) -> tuple[str, ...]:
+    """The splits of a method's fused images that the study of `params` reads, in SPLITS order:
+    every split when a task trains on them (protocol finetune or retrain), else the test split
+    (the frozen task scores) and those of the fusion metrics and the report's image grid."""
+    if {params.detect.protocol, params.segment.protocol} != {"frozen"}:
+        return SPLITS
+    wanted = {"test", params.metrics.split, params.report.split}
+    return tuple(split for split in SPLITS if split in wanted)
 
 
 def _entry(args: argparse.Namespace, raw: dict, where: str) -> MethodEntry:

@@ -255,3 +255,33 @@ def test_names_no_stage_can_hold_are_refused_everywhere_with_the_path(tmp_path, 
     _one_line(status, log, repr(f"{bad}.png"), "control character")
     status, log = mmif("metrics", "--ir", ir, "--vis", vis, "--fused", vis, "--out", "m.csv", cwd=tmp_path)  # fmt: skip
     _one_line(status, log, repr(f"{bad}.png"), "control character")
+
+
+# ------------------------------------------------------------------ fused splits
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ("fusion: {max: {}}\n", ["test"]),
+        ("fusion: {max: {}}\nmetrics: {split: train}\n", ["test", "train"]),
+        ("fusion: {max: {}}\ndetect: {protocol: finetune}\n", ["test", "train"]),
+        ("fusion: {max: {}}\nsegment: {protocol: retrain}\n", ["test", "train"]),
+    ],
+)
+def test_fuse_splits_study_fuses_only_what_the_study_reads(tmp_path, params, expected):
+    _msrs(tmp_path / "msrs", {"train": ["00001D", "00002N"], "test": ["00003D"]})
+    argv = ("prepare", "--dataset", "msrs", "--root", "msrs", "--det-labels", "msrs/det_labels", "--params", "none.yaml", "--out", "prepared")  # fmt: skip
+    status, log = mmif(*argv, cwd=tmp_path)
+    assert status == 0, log
+    (tmp_path / "params.yaml").write_text(params)
+    status, log = mmif("fuse", "--method", "max", "--data", "prepared", "--out", "fused", "--splits", "study", cwd=tmp_path)  # fmt: skip
+    assert status == 0, log
+    assert sorted(p.name for p in (tmp_path / "fused").iterdir() if p.is_dir()) == expected
+    assert json.loads((tmp_path / "fused" / "info.json").read_text())["n_images"] == (
+        1 if expected == ["test"] else 3
+    )
+    # without --splits (the default, all) every split is fused whatever the protocols
+    status, log = mmif("fuse", "--method", "max", "--data", "prepared", "--out", "all", cwd=tmp_path)  # fmt: skip
+    assert status == 0, log
+    assert sorted(p.name for p in (tmp_path / "all").iterdir() if p.is_dir()) == ["test", "train"]
