@@ -285,3 +285,14 @@ def test_fuse_splits_study_fuses_only_what_the_study_reads(tmp_path, params, exp
     status, log = mmif("fuse", "--method", "max", "--data", "prepared", "--out", "all", cwd=tmp_path)  # fmt: skip
     assert status == 0, log
     assert sorted(p.name for p in (tmp_path / "all").iterdir() if p.is_dir()) == ["test", "train"]
+
+
+def test_fuse_splits_study_without_a_test_split_says_what_to_do(tmp_path):
+    _msrs(tmp_path / "msrs", {"train": ["00001D", "00002N"]})
+    argv = ("prepare", "--dataset", "msrs", "--root", "msrs", "--det-labels", "msrs/det_labels", "--params", "none.yaml", "--out", "prepared")  # fmt: skip
+    status, log = mmif(*argv, cwd=tmp_path)
+    assert status == 0, log
+    (tmp_path / "params.yaml").write_text("fusion: {max: {}}\n")
+    status, log = mmif("fuse", "--method", "max", "--data", "prepared", "--out", "fused", "--splits", "study", cwd=tmp_path)  # fmt: skip
+    assert status != 0 and "split(s) the study reads (test)" in log and "--splits all" in log
+    assert not (tmp_path / "fused").exists()
