@@ -140,14 +140,14 @@ def run(args: argparse.Namespace) -> int:
             for split in splits
         }
         jobs = {k: v for k, v in jobs.items() if v}
-        if not jobs and splits != SPLITS:
+        if not jobs and splits == SPLITS:
+            raise MissingInputError(f"{args.data}: no prepared pairs; run `mmif prepare` first")
+        if not jobs:
             raise MissingInputError(
                 f"{args.data}: no prepared pairs in the split(s) the study reads "
                 f"({', '.join(splits)}); prepare a dataset with a test split, or fuse every "
                 "split with --splits all"
             )
-        if not jobs:
-            raise MissingInputError(f"{args.data}: no prepared pairs; run `mmif prepare` first")
     else:
         if args.ir is None or args.vis is None:
             raise InputError("give --ir and --vis folders (or --data for a prepared dataset)")

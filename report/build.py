@@ -832,16 +832,16 @@ def _run_facts(
                 members = first.get("base_members") or 1
                 if members > 1:
                     shared += f" ({members} networks per seed, class probabilities averaged)"
-                if first.get("calibration"):  # a fine-tuned model, calibrated again
-                    shared += (
-                        f", calibration: {first['calibration']} (one offset per class, fit "
-                        "after fine-tuning on each method's own val images)"
+                # a fine-tuned model is calibrated again; else the shared model's offsets apply
+                own = first.get("calibration")
+                calibration = own or first.get("base_calibration")
+                if calibration:
+                    fit = (
+                        "after fine-tuning on each method's own val images"
+                        if own
+                        else "on the val split's source images, the same for every method"
                     )
-                elif first.get("base_calibration"):
-                    shared += (
-                        f", calibration: {first['base_calibration']} (one offset per class, "
-                        "fit on the val split's source images, the same for every method)"
-                    )
+                    shared += f", calibration: {calibration} (one offset per class, fit {fit})"
                 facts.append(
                     f"{TASK_TITLE[task]} shared model: {shared}, pretrained: {first.get('base_pretrained', 'n/a')}, "
                     f"epochs: {first.get('base_epochs', 'n/a')}, photometric augmentation: {first.get('base_appearance', 'n/a')} (trained once per seed on the train split's infrared and visible images)."
