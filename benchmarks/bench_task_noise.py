@@ -7,7 +7,11 @@ detection mAP50 and 0.02 in segmentation mIoU against `vis` and `ir`). This scri
 finished study (results/detect/<method>/seed_<s>/predictions.json and
 results/segment/<method>/seed_<s>/confusion.npz, the report's inputs), recomputes every run's
 score with the report's code (`report.significance`) and prints per method its score, the
-seed std of its difference to each baseline and the report's known-effect check.
+seed std of its difference to each baseline and the report's known-effect check. The largest
+seed std comes with the chi-square interval of the true std behind it: with 3 seeds it spans a
+factor of 12 (and the largest of several differences is biased upward), so a single study
+rarely shows the budget met or missed; more seeds
+(`--seeds` of `mmif segment-base` / `mmif segment` into a copy) narrow it.
 
 --images N [N ...] scores the first N test images only (the synthetic test split's first 32
 images are those of a study with `synthetic.n_test: 32`): how the noise shrinks with the size
@@ -30,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 from mmif.layout import Manifest  # noqa: E402
-from report.comparison import seed_std_of_differences  # noqa: E402
+from report.comparison import sd_interval, seed_std_of_differences  # noqa: E402
 from report.config import ReportConfig  # noqa: E402
 from report.loading import load_results  # noqa: E402
 from report.significance import (  # noqa: E402
@@ -98,6 +102,18 @@ def print_study(stats: TaskStatistics, cfg: ReportConfig, visibility: dict | Non
         "" if budget is None else (" (within" if value <= budget else " (above") + f" {budget})"
     )
     print(f"largest seed std of a difference: {value:.3f} ({name}){verdict}")
+    lo, hi = sd_interval(value, len(seeds))
+    if budget is not None and math.isfinite(lo):
+        told = (
+            "within the budget"
+            if hi <= budget
+            else "above the budget"
+            if lo > budget
+            else f"too few seeds ({len(seeds)}) to tell against {budget}"
+        )
+        print(
+            f"  95% interval of its true seed std from {len(seeds)} seeds: [{lo:.3f}, {hi:.3f}], {told}"
+        )
     if visibility:
         for row in sanity_rows(stats, visibility, cfg):
             print(

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from report.comparison import SeedScores, best_set, difference, seed_std_of_differences
+from report.comparison import (
+    SeedScores,
+    best_set,
+    difference,
+    sd_interval,
+    seed_std_of_differences,
+)
 
 
 def _scores(full, boot=None, seeds=None) -> SeedScores:
@@ -107,3 +113,21 @@ def test_best_set_and_seed_std():
         np.std([0.01, -0.01, 0.01], ddof=1)
     )
     assert math.isnan(seed_std_of_differences(_scores([0.1]), _scores([0.2])))
+
+
+def test_sd_interval_covers_the_true_std_at_its_level():
+    # 3 seeds: the chi-square interval spans 0.52 s to 6.3 s
+    lo, hi = sd_interval(1.0, 3)
+    assert lo == pytest.approx(math.sqrt(2 / sps.chi2.ppf(0.975, 2)))
+    assert hi == pytest.approx(math.sqrt(2 / sps.chi2.ppf(0.025, 2)))
+    assert 0.5 < lo < 0.55 and 6.0 < hi < 6.5
+    # coverage over simulated studies of 3 and 6 seeds with a known std
+    rng = np.random.default_rng(12)
+    for n in (3, 6):
+        draws = rng.normal(0.0, 0.02, size=(4000, n))
+        sds = draws.std(axis=1, ddof=1)
+        bounds = np.array([sd_interval(float(s), n) for s in sds])
+        covered = np.mean((bounds[:, 0] <= 0.02) & (0.02 <= bounds[:, 1]))
+        assert 0.93 <= covered <= 0.97, (n, covered)
+    assert all(math.isnan(v) for v in sd_interval(0.1, 1))
+    assert all(math.isnan(v) for v in sd_interval(math.nan, 3))
