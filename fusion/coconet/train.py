@@ -455,6 +455,12 @@ def train_coconet(
     device = resolve_device(cfg.device, "fusion.coconet.device")
     use_amp = training_autocast(cfg, device)
     con_dtype = contrastive_dtype(cfg, device)
+    if device.type == "cpu" and cfg.amp_cpu:
+        log.info(
+            "CoCoNet trains under bfloat16 autocast (fusion.coconet.amp_cpu; native on this CPU)"
+            if use_amp
+            else "fusion.coconet.amp_cpu: this CPU has no native bfloat16; training in float32"
+        )
 
     data = load_training_data(data_root, cfg)
     save_salient_overlays(data, out_dir / "salient_overlays.png")
