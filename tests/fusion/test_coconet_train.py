@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+import fusion.coconet.train as coconet_train
 from fusion.coconet.config import CoCoNetConfig
 from fusion.coconet.train import (
     batchnorm_layers,
@@ -23,6 +24,7 @@ from fusion.coconet.train import (
     salient_from_labels,
     sample_patches,
     train_coconet,
+    training_autocast,
 )
 from fusion.registry import create_method, method_params
 from metrics import compute_metrics
@@ -318,3 +320,27 @@ def test_batchnorm_statistics_do_not_drift_towards_targets_in_stage2(
     fixed = train_coconet(prepared, tmp_path / "fixed", cfg, progress=False)
     drift_before, drift_after = _drift(drifted, data, cfg), _drift(fixed, data, cfg)
     assert drift_after < 0.5 * drift_before, (drift_after, drift_before)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_amp_cpu_trains_in_bfloat16_only_where_the_cpu_has_it(
+    native: bool,
+    prepared: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # params.yaml turns amp_cpu on; a CPU without native bfloat16 must train in float32 and say so
+    monkeypatch.setattr(coconet_train, "native_bfloat16", lambda device: native)
+    cfg = tiny_config(amp_cpu=True, stage1={"epochs": 1, "patches_per_step": 4, "lr": 1e-3})
+    cpu = torch.device("cpu")
+    assert training_autocast(cfg, cpu) is native
+    assert training_autocast(tiny_config(amp_cpu=False), cpu) is False
+    out = tmp_path / "model"
+    with caplog.at_level(logging.INFO, logger="fusion.coconet.train"):
+        train_coconet(prepared, out, cfg, progress=False)
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    assert metrics["autocast_bfloat16"] is native
+    assert math.isfinite(metrics["stage1_final_loss"]) and math.isfinite(metrics["stage2_final_loss"])
+    said = "trains under bfloat16 autocast" if native else "no native bfloat16; training in float32"
+    assert said in caplog.text
