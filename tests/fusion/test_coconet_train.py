@@ -341,6 +341,8 @@ def test_amp_cpu_trains_in_bfloat16_only_where_the_cpu_has_it(
         train_coconet(prepared, out, cfg, progress=False)
     metrics = json.loads((out / "train_metrics.json").read_text())
     assert metrics["autocast_bfloat16"] is native
-    assert math.isfinite(metrics["stage1_final_loss"]) and math.isfinite(metrics["stage2_final_loss"])
+    assert math.isfinite(metrics["stage1_final_loss"]) and math.isfinite(
+        metrics["stage2_final_loss"]
+    )
     said = "trains under bfloat16 autocast" if native else "no native bfloat16; training in float32"
     assert said in caplog.text
