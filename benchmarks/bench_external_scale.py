@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -36,17 +35,9 @@ from pathlib import Path
 
 import yaml
 
+from mmif.runtime import cpu_description
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def cpu_model() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _env(cwd: Path) -> dict[str, str]:
@@ -141,7 +132,7 @@ def main() -> int:
 
     n_study = len(yaml.safe_load((work / "params.yaml").read_text())["methods"])
     print(
-        f"\n{cpu_model()}, {os.cpu_count()} cores; profile {args.profile}; "
+        f"\n{cpu_description()}; profile {args.profile}; "
         f"{args.methods} registered + {n_study} methods of params.yaml\n"
     )
     print("| step | wall s | CPU s | note |\n|:--|--:|--:|:--|")

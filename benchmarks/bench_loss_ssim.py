@@ -13,13 +13,13 @@ difference) and the time of a forward + backward pass on the CPU, and prints a t
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
 from fusion.losses import COCONET, DENSEFUSE, ssim
+from mmif.runtime import cpu_description
 
 
 def _torchmetrics(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -76,7 +76,7 @@ def main() -> None:
     t_ours = _time(coconet, x, y, args.repeats)
     t_dense = _time(densefuse, x, y, args.repeats)
     t_theirs = _time(_torchmetrics, x, y, args.repeats)
-    print(f"CPU: {platform.processor() or platform.machine()}, torch threads {args.threads}")
+    print(f"CPU: {cpu_description()}, torch threads {args.threads}")
     print(f"input: {args.batch} x 2 x {args.size} x {args.size} float32, forward + backward")
     print("| implementation | wall ms per call | CPU ms per call | max abs difference |")
     print("| --- | --- | --- | --- |")

@@ -6,15 +6,21 @@ settings after one warm-up epoch, and one evaluation pass over the test images.
 
     .venv/bin/python benchmarks/bench_segment.py                   # defaults: 32 images, 2 epochs
     .venv/bin/python benchmarks/bench_segment.py --n-train 96 --epochs 3 --devices cuda
+    .venv/bin/python benchmarks/bench_segment.py --n-train 96 --epochs 3 --whole-encoder
+
+--whole-encoder also times the network as smp builds it, with the encoder layers that run below
+`encoder_depth` unused (segmentation.model.drop_unused_stages removes them in the pipeline).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +28,7 @@ import torch
 
 from mmif.io import rgb_to_grey_uint8, write_image
 from mmif.layout import Manifest
+from mmif.runtime import cpu_description
 from preparation.synthetic import SEG_CLASSES, SyntheticConfig, generate
 from segmentation.config import SegmentConfig
 from segmentation.data import find_samples
@@ -50,7 +57,27 @@ def build_data(root: Path, width: int, height: int, n_train: int, n_test: int) -
     return data_root, fused_root
 
 
-def bench(device: str, data_root: Path, fused_root: Path, cfg: SegmentConfig, epochs: int) -> None:
+@contextlib.contextmanager
+def unused_layers_kept() -> Iterator[None]:
+    """build_model as if drop_unused_stages did nothing: the encoder exactly as smp builds it."""
+    import segmentation.model as model_module
+
+    original = model_module.drop_unused_stages
+    model_module.drop_unused_stages = lambda encoder: 0
+    try:
+        yield
+    finally:
+        model_module.drop_unused_stages = original
+
+
+def bench(
+    device: str,
+    data_root: Path,
+    fused_root: Path,
+    cfg: SegmentConfig,
+    epochs: int,
+    label: str = "",
+) -> None:
     dev = torch.device(device)
     n_classes = len(SEG_CLASSES)
     train = find_samples(fused_root, data_root, "train")
@@ -100,10 +127,10 @@ def bench(device: str, data_root: Path, fused_root: Path, cfg: SegmentConfig, ep
     name = (
         torch.cuda.get_device_name(dev)
         if dev.type == "cuda"
-        else f"cpu ({torch.get_num_threads()} threads)"
+        else f"{cpu_description()}, {torch.get_num_threads()} torch threads"
     )
     print(
-        f"{device:5s} {name}: {per_epoch:.2f} s/epoch ({len(train) / per_epoch:.1f} train images/s, "
+        f"{device:5s} {name}{label}: {per_epoch:.2f} s/epoch ({len(train) / per_epoch:.1f} train images/s, "
         f"median of {len(times)}), evaluation {eval_s:.2f} s for {len(test)} images, amp={amp}"
     )
 
@@ -134,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--devices", nargs="+", default=None, help="default: cpu, and cuda when available"
     )
+    p.add_argument(
+        "--whole-encoder",
+        action="store_true",
+        help="also time the encoder as smp builds it (with its unused layers)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
@@ -147,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
             Path(tmp), args.width, args.height, args.n_train, args.n_test
         )
         for device in devices:
-            bench(device, data_root, fused_root, cfg, args.epochs)
+            if args.whole_encoder:
+                with unused_layers_kept():
+                    bench(device, data_root, fused_root, cfg, args.epochs, ", whole encoder")
+            bench(device, data_root, fused_root, cfg, args.epochs, ", unused layers removed")
     return 0
 
 

@@ -117,3 +117,28 @@ def code_fingerprint(*packages: str) -> str:
             h.update(f.name.encode())
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU a timing was taken on, for benchmark output: model name, family and model
+    numbers, whether it has AVX-512, and the cores this process may use, e.g.
+    "AMD EPYC (cpu family 26, model 2, AVX-512), 2 cores". Outside Linux: platform.processor()."""
+    import platform
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    fields: dict[str, str] = {}
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if not line.strip():
+                break  # the first processor's block describes the model
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    name = fields.get("model name") or platform.processor() or platform.machine() or "unknown CPU"
+    details = [f"cpu family {fields['cpu family']}"] if "cpu family" in fields else []
+    if "model" in fields:
+        details.append(f"model {fields['model']}")
+    if "flags" in fields:
+        details.append("AVX-512" if "avx512f" in fields["flags"].split() else "no AVX-512")
+    return f"{name} ({', '.join(details)}), {cores} cores" if details else f"{name}, {cores} cores"

@@ -51,3 +51,21 @@ def test_offline_environment_is_enforced(monkeypatch):
     assert {k: os.environ.get(k) for k in OFFLINE_ENVIRONMENT} == OFFLINE_ENVIRONMENT
     offline_environment()  # idempotent
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_cpu_description_names_model_family_and_avx512(tmp_path):
+    from mmif.runtime import cpu_description
+
+    info = tmp_path / "cpuinfo"
+    block = (
+        "processor\t: {n}\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\nflags\t\t: {f}\n"
+    )
+    info.write_text(
+        block.format(n=0, f="fpu sse avx2 avx512f avx512_bf16") + "\n" + block.format(n=1, f="x")
+    )
+    text = cpu_description(info)
+    assert text.startswith("AMD EPYC (cpu family 26, model 2, AVX-512), ")
+    assert text.endswith(" cores")
+    info.write_text(block.format(n=0, f="fpu sse avx2"))
+    assert "no AVX-512" in cpu_description(info)
+    assert cpu_description(tmp_path / "missing").endswith(" cores")  # no /proc: still a name

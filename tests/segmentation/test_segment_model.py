@@ -106,3 +106,49 @@ def test_ensemble_predicts_the_mean_of_its_members_probabilities():
     assert torch.allclose(out.sum(1), torch.ones(2, 40, 56), atol=1e-5)
     assert not torch.allclose(out, first, atol=1e-3)  # not just the first member
     assert as_one_model([a]) is a
+
+
+@pytest.mark.parametrize("depth", [3, 4])
+def test_unused_encoder_layers_are_cut_off_and_nothing_else_changes(depth):
+    """smp's mobilenet_v2 encoder computes one stage below its depth and discards it;
+    build_model removes those layers: same weights, same logits, fewer layers."""
+    import segmentation_models_pytorch as smp
+
+    from segmentation.model import SegmentationNet
+
+    widths = [32, 16, 8, 4][:depth]
+    cfg = SegmentConfig(encoder="mobilenet_v2", encoder_depth=depth, decoder_channels=widths)
+    torch.manual_seed(3)
+    cut, _ = build_model(cfg, n_classes=3, quiet=True)
+    torch.manual_seed(3)
+    whole = SegmentationNet(
+        smp.create_model(
+            "Unet",
+            "mobilenet_v2",
+            encoder_depth=depth,
+            encoder_weights=None,
+            classes=3,
+            decoder_channels=widths,
+        )
+    )
+    assert len(cut.net.encoder.features) == {3: 7, 4: 14}[depth] < len(whole.net.encoder.features)
+    whole_state = whole.state_dict()
+    for key, value in cut.state_dict().items():
+        assert torch.equal(value, whole_state[key]), key
+    x = torch.rand(2, 3, 40, 56)
+    with torch.no_grad():
+        assert torch.equal(cut.eval()(x), whole.eval()(x))
+
+
+def test_encoders_that_stop_at_their_depth_keep_every_layer():
+    from segmentation.model import drop_unused_stages
+
+    full, _ = build_model(SegmentConfig(encoder="mobilenet_v2", encoder_depth=5), 3, quiet=True)
+    assert len(full.net.encoder.features) == 19
+    resnet, _ = build_model(
+        SegmentConfig(encoder="resnet18", encoder_depth=3, decoder_channels=[16, 8, 4]),
+        3,
+        quiet=True,
+    )
+    assert drop_unused_stages(resnet.net.encoder) == 0
+    assert hasattr(resnet.net.encoder, "layer4")  # resnet's forward stops by itself
