@@ -48,6 +48,7 @@ from mmif.augment import APPEARANCE_ENV, Appearance
 from mmif.errors import ConfigError, DeviceError, MissingInputError
 from mmif.io import make_temp_dir, write_bytes, write_json, write_text
 from mmif.labels import read_yolo_file
+from mmif.runtime import machine_description
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,11 @@ def write_outputs(
     log.info("wrote %s", out_dir)
 
 
+def _machine(device: str) -> str:
+    """`machine_description` of an ultralytics device string ("cpu", "0", "0,1": the first GPU)."""
+    return machine_description("cpu" if device == "cpu" else f"cuda:{device.split(',')[0]}")
+
+
 def _device(cfg: DetectConfig) -> str:
     device = ultralytics_device(cfg.device)
     if "," in device:
@@ -263,6 +269,7 @@ def train_and_evaluate(
         "model": cfg.model,
         "pretrained": cfg.pretrained,
         "seed": seed,
+        "machine": _machine(device),
     }
     write_outputs(out_dir, ds.class_names, records, trained.curves, metrics)
     return metrics
@@ -308,6 +315,7 @@ def train_base(data_root: Path, out_dir: Path, cfg: DetectConfig, seed: int) -> 
         "imgsz": cfg.imgsz,
         "seed": seed,
         "seconds": round(trained.seconds, 1),
+        "machine": _machine(device),
     }
     write_bytes(out_dir / BASE_WEIGHTS, weights)
     write_text(out_dir / "curves.csv", trained.curves)
@@ -328,6 +336,7 @@ def _base_facts(base_dir: Path) -> dict[str, Any]:
         "base_pretrained": info.get("pretrained"),
         "base_epochs": info.get("epochs"),
         "base_appearance": Appearance.describe(info.get("appearance")),
+        "base_machine": info.get("machine"),
     }
 
 
@@ -372,6 +381,7 @@ def evaluate_frozen(
         "model": str(weights),
         "pretrained": True,
         "seed": seed,
+        "machine": _machine(device),
     }
     write_outputs(out_dir, ds.class_names, records, ",".join(CURVE_COLUMNS) + "\n", metrics)
     return metrics
@@ -416,6 +426,7 @@ def finetune_and_evaluate(
         "model": str(weights),
         "pretrained": True,
         "seed": seed,
+        "machine": _machine(device),
     }
     write_outputs(out_dir, ds.class_names, records, trained.curves, metrics)
     return metrics

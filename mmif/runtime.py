@@ -142,3 +142,19 @@ def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     if "flags" in fields:
         details.append("AVX-512" if "avx512f" in fields["flags"].split() else "no AVX-512")
     return f"{name} ({', '.join(details)}), {cores} cores" if details else f"{name}, {cores} cores"
+
+
+def machine_description(device: str | torch.device) -> str:
+    """What a model was trained or run on, for its metrics.json and the report's run facts: the
+    GPU's name on CUDA, else `cpu_description()`, with torch's version. Float kernels differ
+    between CPU kinds (AVX-512 or not) and GPUs, and so do the trained networks, to the last bit."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and torch.cuda.is_available():
+        name = f"{torch.cuda.get_device_name(dev)} (CUDA {torch.version.cuda})"
+    elif dev.type == "cpu":
+        name = cpu_description()
+    else:
+        name = dev.type
+    return f"{name}, torch {torch.__version__}"

@@ -854,10 +854,39 @@ def _run_facts(
                     facts.append(
                         f"{TASK_TITLE[task]} model: {model}, pretrained: {first.get('pretrained', 'n/a')}, epochs: {first.get('epochs', 'n/a')}."
                     )
+            machine = _machine_fact(runs)
+            if machine:
+                facts.append(f"{TASK_TITLE[task]} {machine}")
         else:
             facts.append(f"{TASK_TITLE[task]}: not available.")
     facts += vgg_statements(results)
     return facts
+
+
+def _machine_fact(runs: dict[str, dict[int, Any]]) -> str | None:
+    """Where a task's models were trained and scored (metrics.json `base_machine` / `machine`),
+    or None when no run recorded it. Float kernels differ between CPU kinds and GPUs, and so do
+    the trained networks; several machines in one study are named as such."""
+    trained, scored = set(), set()
+    for seeds in runs.values():
+        for run in seeds.values():
+            where = run.metrics.get("machine")
+            if where:
+                scored.add(where)
+            built = run.metrics.get("base_machine") or where
+            if built:
+                trained.add(built)
+    if not trained:
+        return None
+    text = f"machine: models trained on {'; '.join(sorted(trained))}"
+    if scored != trained:
+        text += f", scored on {'; '.join(sorted(scored))}"
+    if len(trained) > 1:
+        text += (
+            ". The runs come from several machines: networks trained on different CPU kinds or "
+            "GPUs differ, so seed-to-seed spread includes the machines"
+        )
+    return text + "."
 
 
 def _recomputed(sig: Significance, runs: dict[str, dict]) -> pd.DataFrame:

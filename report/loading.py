@@ -40,7 +40,7 @@ RUN_FACT_KEYS = frozenset(
         "protocol", "requested_protocol", "imgsz", "val_split", "base_model", "base_encoder",
         "base_pretrained", "base_appearance", "base_members", "base_calibration",
         "base_class_offsets", "calibration", "class_offsets", "calibration_share_ratio",
-        "calibration_pixels", "calibration_skipped",
+        "calibration_pixels", "calibration_skipped", "machine", "base_machine",
     }
 )  # fmt: skip
 #: which stage writes each kind of file (named in error messages)

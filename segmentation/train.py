@@ -62,7 +62,7 @@ from mmif.io import write_bytes, write_json, write_text
 from mmif.iou import iou_from_confusion, mean_iou
 from mmif.layout import IGNORE_INDEX, Manifest
 from mmif.logging_utils import progress_bar
-from mmif.runtime import resolve_device
+from mmif.runtime import machine_description, resolve_device
 from segmentation.calibration import Calibrated, collect_scores, fit_class_offsets
 from segmentation.config import SegmentConfig
 from segmentation.data import (
@@ -365,6 +365,7 @@ def load_base(base_dir: Path) -> tuple[list[dict[str, torch.Tensor]], dict]:
         "base_appearance": Appearance.describe(facts.get("appearance")),
         "base_calibration": facts.get("calibration"),
         "base_class_offsets": facts.get("class_offsets"),
+        "base_machine": facts.get("machine"),
     }
 
 
@@ -641,6 +642,7 @@ def _run(
                 "pretrained": first.pretrained,
                 "seed": seed,
                 "seconds": round(time.perf_counter() - started, 1),
+                "machine": machine_description(device),
             }
             _write_model(
                 out_dir, [f.model for f in fitted], classes, [f.curve for f in fitted], metrics
@@ -771,6 +773,7 @@ def _metrics(
         "pretrained": pretrained,
         "seed": seed,
         "device": device.type,
+        "machine": machine_description(device),
     }
 
 

@@ -65,6 +65,9 @@ def test_training_writes_the_contract_files(two_runs, det_data) -> None:
     assert on_disk["seed"] == 3 and on_disk["epochs"] == 1 and on_disk["pretrained"] is False
     assert on_disk["protocol"] == "retrain"
     assert on_disk["model"] == "yolov8n.yaml"
+    from mmif.runtime import machine_description
+
+    assert on_disk["machine"] == machine_description("cpu")  # where it trained and scored
     classes = ["person", "car", "bicycle"]
     assert set(on_disk["per_class"]) == set(classes)
     assert all(

@@ -151,6 +151,8 @@ def test_every_stage_wrote_its_outputs(workspace):
             assert 0.0 <= det["mAP50"] <= 1.0 and det["seed"] == seed
             assert 0.0 <= seg["mIoU"] <= 1.0 and seg["seed"] == seed
             assert det["protocol"] == seg["protocol"] == "frozen"
+            # trained and scored on this machine, and the metrics say so
+            assert det["base_machine"] == det["machine"] == seg["base_machine"] == seg["machine"]
     assert (workspace / "models" / "coconet" / "coconet.pt").exists()
     report = workspace / "results" / "report"
     assert (report / "report.html").exists() and (report / "report.md").exists()
@@ -167,6 +169,7 @@ def test_every_stage_wrote_its_outputs(workspace):
         assert (
             f"photometric augmentation: {Appearance.describe(cfg.facts())} (trained once" in md
         ), title
+        assert f"{title} machine: models trained on {det['machine']}." in md
     assert (report / "card.png").stat().st_size > 10_000 and (report / "card.svg").is_file()
 
 

@@ -263,3 +263,34 @@ def test_run_facts_describe_the_shared_segmenter(tmp_path, fake_tree_builder):
     build_report(tree.results, tree.data, tree.fused, out, ReportConfig(bootstrap_samples=10))
     md = (out / "report.md").read_text()
     assert "fit after fine-tuning on each method's own val images" in md
+
+
+def test_run_facts_name_the_machines_that_trained_and_scored(tmp_path, fake_tree_builder):
+    tree = fake_tree_builder(
+        tmp_path, {"vis": 0.4, "ir": 0.5}, detect=False, coconet=False, protocol="frozen"
+    )
+    out = tmp_path / "report"
+
+    def record(**where):
+        for path in (tree.results / "segment").glob("*/seed_*/metrics.json"):
+            metrics = {**json.loads(path.read_text()), **where}
+            path.write_text(json.dumps(metrics))
+        build_report(tree.results, tree.data, tree.fused, out, ReportConfig(bootstrap_samples=10))
+        return (out / "report.md").read_text()
+
+    md = record()  # nothing recorded (results of older code): no machine fact
+    assert "machine:" not in md
+    md = record(machine="CPU A, torch 2", base_machine="CPU A, torch 2")
+    assert "Semantic segmentation machine: models trained on CPU A, torch 2." in md
+    md = record(machine="GPU B, torch 2")
+    assert "models trained on CPU A, torch 2, scored on GPU B, torch 2." in md
+    seed0 = next((tree.results / "segment" / "ir").glob("seed_0/metrics.json"))
+    seed0.write_text(
+        json.dumps({**json.loads(seed0.read_text()), "base_machine": "CPU C, torch 2"})
+    )
+    build_report(tree.results, tree.data, tree.fused, out, ReportConfig(bootstrap_samples=10))
+    md = (out / "report.md").read_text()
+    assert "models trained on CPU A, torch 2; CPU C, torch 2" in md
+    assert "several machines" in md
+    scores = (out / "tables" / "segment_scores.csv").read_text()
+    assert "machine" not in scores

@@ -184,6 +184,13 @@ def test_shared_segmenter_applies_and_records_its_appearance_augmentation(tiny_s
     }
     assert described["jittered"]["base_appearance"] == "contrast 0.6, noise 0.05"
     assert described["plain"]["base_appearance"] == "none"
+    # and where the shared model was trained and where it scored (the same machine here)
+    from mmif.runtime import cpu_description, machine_description
+
+    here = machine_description("cpu")
+    assert here.startswith(cpu_description()) and ", torch " in here
+    assert facts["machine"] == here
+    assert described["plain"]["base_machine"] == described["plain"]["machine"] == here
 
 
 @pytest.mark.slow
