@@ -864,7 +864,7 @@ def _run_facts(
 
 
 def _machine_fact(runs: dict[str, dict[int, Any]]) -> str | None:
-    """Where a task's models were trained and scored (metrics.json `base_machine` / `machine`),
+    """Where a task's models were trained and run (metrics.json `base_machine` / `machine`),
     or None when no run recorded it. Float kernels differ between CPU kinds and GPUs, and so do
     the trained networks; several machines in one study are named as such."""
     trained, scored = set(), set()
@@ -880,7 +880,7 @@ def _machine_fact(runs: dict[str, dict[int, Any]]) -> str | None:
         return None
     text = f"machine: models trained on {'; '.join(sorted(trained))}"
     if scored != trained:
-        text += f", scored on {'; '.join(sorted(scored))}"
+        text += f", then run on {'; '.join(sorted(scored))}"  # fine-tuned and/or scored
     if len(trained) > 1:
         text += (
             ". The runs come from several machines: networks trained on different CPU kinds or "

@@ -136,9 +136,10 @@ def drop_unused_stages(encoder: nn.Module) -> int:
     smp 0.6's mobilenet_v2 (and inceptionv4) encoder computes the whole next stage after the
     deepest one the decoder takes, then discards it: at depth 3, mobilenet_v2's stride-16 layers
     (features 7 to 13, 384 and 576 channels). Cutting them off leaves every used layer, its
-    random initialisation (drawn before the cut) and the outputs exactly as they were, and saves
-    about 14 % of a training step and 8 % of an evaluation on a CPU (docs/MEASUREMENTS.md). The
-    other encoders stop at their depth already and are left alone. Returns the layers removed.
+    random initialisation (drawn before the cut) and the outputs exactly as they were. On a CPU
+    it saves 14 % of a lone training step and 5 % of `segment_base`, where three seeds share two
+    cores (docs/MEASUREMENTS.md). The other encoders stop at their depth already and are left
+    alone. Returns the number of layers removed.
     """
     if type(encoder).__name__ not in _RUNS_ONE_STAGE_TOO_FAR:
         return 0

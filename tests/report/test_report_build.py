@@ -283,7 +283,7 @@ def test_run_facts_name_the_machines_that_trained_and_scored(tmp_path, fake_tree
     md = record(machine="CPU A, torch 2", base_machine="CPU A, torch 2")
     assert "Semantic segmentation machine: models trained on CPU A, torch 2." in md
     md = record(machine="GPU B, torch 2")
-    assert "models trained on CPU A, torch 2, scored on GPU B, torch 2." in md
+    assert "models trained on CPU A, torch 2, then run on GPU B, torch 2." in md
     seed0 = next((tree.results / "segment" / "ir").glob("seed_0/metrics.json"))
     seed0.write_text(
         json.dumps({**json.loads(seed0.read_text()), "base_machine": "CPU C, torch 2"})
