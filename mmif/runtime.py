@@ -1,5 +1,6 @@
 """Process-wide runtime settings shared by every stage: the offline environment, denormals, the
-one device check, code fingerprints of resumable training.
+one device check, code fingerprints of resumable training, and the description of the machine
+(CPU or GPU) that benchmarks print and metrics.json records.
 
 Importing this module does not import torch (the functions that need it import it), so light
 commands and packages can call `offline_environment` first thing.
