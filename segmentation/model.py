@@ -149,6 +149,16 @@ def drop_unused_stages(encoder: nn.Module) -> int:
     keep = indexes[depth - 1] + 1
     removed = len(features) - keep
     encoder.features = features[:keep]
+
+    def forget_removed_layers(module: nn.Module, state: dict, prefix: str, *_: object) -> None:
+        # a checkpoint written before the cut (project code before 2026-12-07) still holds the
+        # removed layers' tensors; they were never used, so they are dropped, not reported
+        for key in [k for k in state if k.startswith(f"{prefix}features.")]:
+            index = key[len(f"{prefix}features.") :].split(".", 1)[0]
+            if index.isdigit() and int(index) >= keep:
+                del state[key]
+
+    encoder.register_load_state_dict_pre_hook(forget_removed_layers)
     log.debug("%s: %d unused layers below depth %d removed", type(encoder).__name__, removed, depth)
     return removed
 

@@ -138,6 +138,14 @@ def test_unused_encoder_layers_are_cut_off_and_nothing_else_changes(depth):
     x = torch.rand(2, 3, 40, 56)
     with torch.no_grad():
         assert torch.equal(cut.eval()(x), whole.eval()(x))
+    # a checkpoint of the whole network (older project code) loads, strictly, into the cut one
+    torch.manual_seed(4)
+    fresh, _ = build_model(cfg, n_classes=3, quiet=True)
+    fresh.load_state_dict(whole.state_dict())
+    with torch.no_grad():
+        assert torch.equal(fresh.eval()(x), whole(x))
+    with pytest.raises(RuntimeError, match="Unexpected key"):  # other strays are still errors
+        fresh.load_state_dict({**whole.state_dict(), "net.encoder.extra.weight": torch.zeros(1)})
 
 
 def test_encoders_that_stop_at_their_depth_keep_every_layer():
