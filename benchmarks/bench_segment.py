@@ -28,7 +28,7 @@ import torch
 
 from mmif.io import rgb_to_grey_uint8, write_image
 from mmif.layout import Manifest
-from mmif.runtime import cpu_description
+from mmif.runtime import machine_description
 from preparation.synthetic import SEG_CLASSES, SyntheticConfig, generate
 from segmentation.config import SegmentConfig
 from segmentation.data import find_samples
@@ -124,11 +124,9 @@ def bench(
     sync()
     eval_s = time.perf_counter() - start
     per_epoch = float(np.median(times))
-    name = (
-        torch.cuda.get_device_name(dev)
-        if dev.type == "cuda"
-        else f"{cpu_description()}, {torch.get_num_threads()} torch threads"
-    )
+    name = machine_description(dev)
+    if dev.type == "cpu":
+        name += f", {torch.get_num_threads()} torch threads"
     print(
         f"{device:5s} {name}{label}: {per_epoch:.2f} s/epoch ({len(train) / per_epoch:.1f} train images/s, "
         f"median of {len(times)}), evaluation {eval_s:.2f} s for {len(test)} images, amp={amp}"
