@@ -42,6 +42,9 @@ class SegmentConfig:
     class_weights: cross-entropy weight per class: None (unweighted), "balanced" (from the
         training masks' pixel frequencies, so thin classes count; segmentation.train) or one
         number per seg_class.
+    class_weight_power: exponent of "balanced": each class is weighted by (median class
+        frequency / its frequency) ** class_weight_power; 0.5 (the square root) by default, 1
+        fully inverse-frequency, smaller values closer to unweighted.
     modality_labels: the shared model only (protocols frozen, finetune): in each infrared or
         visible training sample, ignore the pixels of classes that modality does not show, where
         the dataset records it (the synthetic default; segmentation.data.source_samples).
@@ -92,6 +95,7 @@ class SegmentConfig:
     vflip: bool = False
     dice_weight: float = 1.0
     class_weights: str | list[float] | None = None
+    class_weight_power: float = 0.5
     modality_labels: bool = True
     appearance: dict[str, float] | None = None
     ema_decay: float = 0.0
@@ -143,6 +147,14 @@ class SegmentConfig:
         if isinstance(self.class_weights, str) and self.class_weights != "balanced":
             raise ValueError(
                 f"class_weights: {self.class_weights!r}; use balanced, a list of numbers or null"
+            )
+        if (
+            isinstance(self.class_weight_power, bool)
+            or not isinstance(self.class_weight_power, (int, float))
+            or not 0 < self.class_weight_power <= 1
+        ):
+            raise ValueError(
+                f"class_weight_power: an exponent in (0, 1], got {self.class_weight_power!r}"
             )
         if isinstance(self.class_weights, list) and any(w < 0 for w in self.class_weights):
             raise ValueError(f"class_weights: must be >= 0, got {self.class_weights}")

@@ -107,10 +107,10 @@ class SegmentationLoss(nn.Module):
 def class_weights(cfg: SegmentConfig, samples: list[Sample], n_classes: int) -> torch.Tensor | None:
     """Cross-entropy weights of `cfg.class_weights`: None, explicit, or "balanced".
 
-    "balanced": (median class frequency / class frequency) ** 0.5 over the training masks'
-    pixels, clipped to [0.2, 10] and normalised to a pixel-weighted mean of 1, so thin classes
-    (lane markings, curbs, bicycle frames) are not drowned by the background. A class without
-    pixels gets the largest weight.
+    "balanced": (median class frequency / class frequency) ** cfg.class_weight_power over the
+    training masks' pixels (the square root by default), clipped to [0.2, 10] and normalised to
+    a pixel-weighted mean of 1, so thin classes (lane markings, curbs, bicycle frames) are not
+    drowned by the background. A class without pixels gets the largest weight.
     """
     spec = cfg.class_weights
     if spec is None:
@@ -129,10 +129,12 @@ def class_weights(cfg: SegmentConfig, samples: list[Sample], n_classes: int) -> 
     present = freq > 0
     median = float(np.median(freq[present])) if present.any() else 1.0
     weights = np.full(n_classes, 10.0)
-    weights[present] = np.clip(np.sqrt(median / freq[present]), 0.2, 10.0)
+    power = float(cfg.class_weight_power)
+    weights[present] = np.clip((median / freq[present]) ** power, 0.2, 10.0)
     weights /= float((weights * freq).sum()) if present.any() else 1.0
     log.info(
-        "cross-entropy class weights (balanced): %s",
+        "cross-entropy class weights (balanced, power %g): %s",
+        power,
         ", ".join(f"{w:.2f}" for w in weights),
     )
     return torch.tensor(weights, dtype=torch.float32)

@@ -284,3 +284,32 @@ def test_calibrated_shared_segmenter_stores_its_offsets_and_every_scoring_uses_t
     tuned = finetune_and_evaluate(fused, tiny_synthetic, base, tmp_path / "tuned", cfg, 0)
     assert tuned["calibration"] == "class_shares" and list(tuned["class_offsets"]) == classes
     assert tuned["calibration_pixels"] > 0
+
+
+@pytest.mark.parametrize("power", [0.5, 0.25, 1.0])
+def test_balanced_class_weights_follow_the_configured_power(tmp_path, power):
+    from PIL import Image
+
+    from segmentation.data import Sample
+    from segmentation.train import class_weights
+
+    # 3 classes on 100 pixels: 70 / 20 / 10 (median frequency 0.2); 255 pixels are not counted
+    ids = np.zeros(100, dtype=np.uint8)
+    ids[70:90], ids[90:] = 1, 2
+    mask = np.concatenate([ids.reshape(10, 10), np.full((10, 1), 255, np.uint8)], axis=1)
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    sample = Sample("a", tmp_path / "a.png", tmp_path / "m.png")
+    cfg = SegmentConfig(class_weights="balanced", class_weight_power=power)
+    # the mask of an infrared and a visible sample of one pair is counted once
+    weights = class_weights(cfg, [sample, sample], 3).numpy()
+    freq = np.array([0.7, 0.2, 0.1])
+    expected = (0.2 / freq) ** power
+    expected /= (expected * freq).sum()
+    np.testing.assert_allclose(weights, expected, rtol=1e-6)
+    assert (weights * freq).sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("bad", [0, -0.5, 1.5, True, "half"])
+def test_class_weight_power_outside_0_1_names_the_key(bad):
+    with pytest.raises(ValueError, match="class_weight_power"):
+        SegmentConfig(class_weights="balanced", class_weight_power=bad).validate()
