@@ -17,9 +17,13 @@ rarely shows the budget met or missed; more seeds
 images are those of a study with `synthetic.n_test: 32`): how the noise shrinks with the size
 of the test split. --blocks adds, for each N, the root mean square of the std over the disjoint
 blocks of N images: a steadier estimate of what a study with N test images would measure.
+--seed-blocks K splits the seeds into disjoint blocks of K (a study of 12 seeds makes four of 3)
+and prints the largest seed std of each block: what separate studies of K seeds would each report,
+and how many of them would meet the budget.
 
     .venv/bin/python benchmarks/bench_task_noise.py                       # the default study
     .venv/bin/python benchmarks/bench_task_noise.py --images 32 64 128 --blocks
+    .venv/bin/python benchmarks/bench_task_noise.py --tasks segment --seed-blocks 3   # 6+ seeds
 """
 
 from __future__ import annotations
@@ -150,6 +154,47 @@ def print_blocks(results: Path, task: str, stems: list[str], sizes: list[int], c
         print(f"| {n} | {len(blocks)} | {rms[name]:.3f} ({name}) | {overall:.3f} |")
 
 
+def seed_block_worst(
+    task_runs: dict, task: str, stems: list[str], size: int, cfg: ReportConfig
+) -> list[tuple[list[int], float, str]]:
+    """For each disjoint block of `size` seeds (in seed order; a remainder is left out): the
+    block's seeds and the largest seed std of a within-seed difference to a baseline, with its
+    name. Each block is scored as a study of those seeds alone would be."""
+    seeds = sorted({s for by_seed in task_runs.values() for s in by_seed})
+    quick = ReportConfig(bootstrap_samples=2, baselines=cfg.baselines, seed=cfg.seed)
+    out = []
+    for i in range(0, len(seeds) - size + 1, size):
+        block = seeds[i : i + size]
+        runs = {
+            method: {s: run for s, run in by_seed.items() if s in block}
+            for method, by_seed in task_runs.items()
+        }
+        stats = STATISTICS[task]({m: r for m, r in runs.items() if r}, quick, [], only=stems)
+        if stats is None:
+            continue
+        value, name = worst(noise_table(stats, list(cfg.baselines)), list(cfg.baselines))
+        out.append((block, value, name))
+    return out
+
+
+def print_seed_blocks(
+    task_runs: dict, task: str, stems: list[str], size: int, cfg: ReportConfig
+) -> None:
+    rows = seed_block_worst(task_runs, task, stems, size, cfg)
+    print(f"\n{task}: largest seed std of a within-seed difference per study of {size} seeds")
+    if not rows:
+        print(f"fewer than {size} seeds: no block")
+        return
+    budget = BUDGET.get(task)
+    print("| seeds | largest sd (method - baseline) |")
+    print("|:--|:--|")
+    for block, value, name in rows:
+        print(f"| {' '.join(map(str, block))} | {value:.3f} ({name}) |")
+    if budget is not None:
+        met = sum(value <= budget for _, value, _ in rows)
+        print(f"{met} of {len(rows)} studies of {size} seeds within the budget of {budget}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, default=Path("results"), help="study results folder")
@@ -161,8 +206,17 @@ def main(argv: list[str] | None = None) -> int:
         "--images", type=int, nargs="+", default=None, help="score the first N test images only"
     )
     p.add_argument("--blocks", action="store_true", help="RMS over disjoint blocks of N images")
+    p.add_argument(
+        "--seed-blocks",
+        type=int,
+        metavar="K",
+        default=None,
+        help="also the largest seed std of each disjoint block of K seeds (K >= 2)",
+    )
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples of the known effects")
     args = p.parse_args(argv)
+    if args.seed_blocks is not None and args.seed_blocks < 2:
+        p.error("--seed-blocks: a seed std needs blocks of at least 2 seeds")
     logging.basicConfig(level=logging.WARNING)
 
     cfg = ReportConfig(bootstrap_samples=args.bootstrap)
@@ -182,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                 print_study(stats, cfg, visibility)
         if args.blocks and args.images:
             print_blocks(args.results, task, stems, args.images, cfg)
+        if args.seed_blocks:
+            print_seed_blocks(task_runs, task, stems, args.seed_blocks, cfg)
     return 0
 
 

@@ -1,0 +1,75 @@
+"""benchmarks/bench_task_noise.py --seed-blocks: each block of K seeds judged as its own study."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from report.config import ReportConfig
+from report.loading import load_results
+from report.significance import STATISTICS
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_task_noise.py"
+QUALITY = {"vis": 0.6, "ir": 0.5, "mean": 0.7}
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_task_noise", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def study_worst(bench, results: Path, task: str) -> tuple[float, str]:
+    """The largest seed std of a difference of a whole study, as the script's main table has it."""
+    runs = load_results(results).task_runs(task)
+    cfg = ReportConfig(bootstrap_samples=2)
+    stats = STATISTICS[task](runs, cfg, [], only=bench.task_stems(results, task))
+    return bench.worst(bench.noise_table(stats, list(cfg.baselines)), list(cfg.baselines))
+
+
+@pytest.mark.parametrize("task", ["segment", "detect"])
+def test_each_seed_block_scores_as_a_study_of_its_seeds(bench, fake_tree_builder, tmp_path, task):
+    # the fake runs of a seed are the same whichever other seeds the tree holds, so a study of
+    # seeds 3-5 alone is what the block 3-5 of a six-seed study must report
+    six = fake_tree_builder(tmp_path / "six", QUALITY, seeds=(0, 1, 2, 3, 4, 5), jitter=0.05)
+    blocks = bench.seed_block_worst(
+        load_results(six.results).task_runs(task),
+        task,
+        bench.task_stems(six.results, task),
+        3,
+        ReportConfig(bootstrap_samples=2),
+    )
+    assert [b for b, _, _ in blocks] == [[0, 1, 2], [3, 4, 5]]
+    for block, value, name in blocks:
+        alone = fake_tree_builder(
+            tmp_path / f"b{block[0]}", QUALITY, seeds=tuple(block), jitter=0.05
+        )
+        expected, expected_name = study_worst(bench, alone.results, task)
+        assert value == pytest.approx(expected, abs=1e-12) and name == expected_name
+    # the noisier block differs from the other: the blocks are not the whole study repeated
+    assert blocks[0][1] != pytest.approx(blocks[1][1])
+
+
+def test_seed_blocks_leave_a_remainder_out_and_need_two_seeds(
+    bench, fake_tree_builder, tmp_path, capsys
+):
+    tree = fake_tree_builder(tmp_path, QUALITY, seeds=(0, 1, 2, 3, 4), jitter=0.05)
+    runs = load_results(tree.results).task_runs("segment")
+    stems = bench.task_stems(tree.results, "segment")
+    blocks = bench.seed_block_worst(runs, "segment", stems, 2, ReportConfig(bootstrap_samples=2))
+    assert [b for b, _, _ in blocks] == [[0, 1], [2, 3]]
+    assert bench.seed_block_worst(runs, "segment", stems, 6, ReportConfig()) == []
+    bench.print_seed_blocks(runs, "segment", stems, 2, ReportConfig(bootstrap_samples=2))
+    out = capsys.readouterr().out
+    assert (
+        "| 0 1 |" in out
+        and "| 2 3 |" in out
+        and "studies of 2 seeds within the budget of 0.02" in out
+    )
+    with pytest.raises(SystemExit):
+        bench.main(["--results", str(tree.results), "--seed-blocks", "1"])
+    assert "at least 2 seeds" in capsys.readouterr().err
