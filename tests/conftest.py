@@ -46,6 +46,17 @@ def shared_data() -> Callable[..., Path]:
     return lambda *parts: shared_path("data", *parts)
 
 
+def load_script(relpath: str):
+    """Import a repository script that is not a package module (scripts/, benchmarks/) by path."""
+    import importlib.util
+
+    path = REPO / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     """tests/fixtures: the vendored metric reference table and TNO pairs (always present)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -10,17 +9,14 @@ import pytest
 from report.config import ReportConfig
 from report.loading import load_results
 from report.significance import STATISTICS
+from tests.conftest import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_task_noise.py"
 QUALITY = {"vis": 0.6, "ir": 0.5, "mean": 0.7}
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_task_noise", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_task_noise.py")
 
 
 def study_worst(bench, results: Path, task: str) -> tuple[float, str]:

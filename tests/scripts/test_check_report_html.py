@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "check_report_html.py"
+from tests.conftest import load_script
+
 PNG_1x1 = base64.b64encode(
     bytes.fromhex(
         "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -20,10 +19,7 @@ PNG_1x1 = base64.b64encode(
 
 @pytest.fixture(scope="module")
 def check():
-    spec = importlib.util.spec_from_file_location("check_report_html", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/check_report_html.py")
 
 
 CLEAN = f"""<!DOCTYPE html><html><head><style>body {{ color: #222; }}</style></head>
