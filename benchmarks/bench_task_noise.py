@@ -58,15 +58,23 @@ def task_stems(results: Path, task: str) -> list[str]:
     return stats.stems if stats else []
 
 
-def noise_table(stats: TaskStatistics, baselines: list[str]) -> dict[str, dict[str, float]]:
-    """method -> {"mean", "sd", "sd_<baseline>"...}: score and seed std of the differences."""
+def noise_table(
+    stats: TaskStatistics, baselines: list[str], seeds: list[int] | None = None
+) -> dict[str, dict[str, float]]:
+    """method -> {"mean", "sd", "sd_<baseline>"...}: score and seed std of the differences,
+    over `seeds` only when given (a seed's score does not depend on the other seeds)."""
+
+    def scores_of(method: str):
+        scores = stats.scores(method)
+        return scores if seeds is None else scores.select([s for s in seeds if s in scores.seeds])
+
     out = {}
     for method in stats.methods:
-        scores = stats.scores(method)
+        scores = scores_of(method)
         row = {"mean": scores.mean, "sd": float(np.nanstd(scores.full, ddof=1))}
         for b in baselines:
             if b in stats.full and b != method:
-                row[f"sd_{b}"] = seed_std_of_differences(scores, stats.scores(b))
+                row[f"sd_{b}"] = seed_std_of_differences(scores, scores_of(b))
         out[method] = row
     return out
 
@@ -155,32 +163,23 @@ def print_blocks(results: Path, task: str, stems: list[str], sizes: list[int], c
 
 
 def seed_block_worst(
-    task_runs: dict, task: str, stems: list[str], size: int, cfg: ReportConfig
+    stats: TaskStatistics, size: int, baselines: list[str]
 ) -> list[tuple[list[int], float, str]]:
     """For each disjoint block of `size` seeds (in seed order; a remainder is left out): the
     block's seeds and the largest seed std of a within-seed difference to a baseline, with its
-    name. Each block is scored as a study of those seeds alone would be."""
-    seeds = sorted({s for by_seed in task_runs.values() for s in by_seed})
-    quick = ReportConfig(bootstrap_samples=2, baselines=cfg.baselines, seed=cfg.seed)
+    name, as a study of those seeds alone would report it."""
+    seeds = sorted({s for method in stats.methods for s in stats.scores(method).seeds})
     out = []
     for i in range(0, len(seeds) - size + 1, size):
         block = seeds[i : i + size]
-        runs = {
-            method: {s: run for s, run in by_seed.items() if s in block}
-            for method, by_seed in task_runs.items()
-        }
-        stats = STATISTICS[task]({m: r for m, r in runs.items() if r}, quick, [], only=stems)
-        if stats is None:
-            continue
-        value, name = worst(noise_table(stats, list(cfg.baselines)), list(cfg.baselines))
+        value, name = worst(noise_table(stats, baselines, seeds=block), baselines)
         out.append((block, value, name))
     return out
 
 
-def print_seed_blocks(
-    task_runs: dict, task: str, stems: list[str], size: int, cfg: ReportConfig
-) -> None:
-    rows = seed_block_worst(task_runs, task, stems, size, cfg)
+def print_seed_blocks(stats: TaskStatistics, size: int, baselines: list[str]) -> None:
+    rows = seed_block_worst(stats, size, baselines)
+    task = stats.task
     print(f"\n{task}: largest seed std of a within-seed difference per study of {size} seeds")
     if not rows:
         print(f"fewer than {size} seeds: no block")
@@ -230,14 +229,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{task}: no runs under {args.results / task}")
             continue
         stems = task_stems(args.results, task)
+        by_size = {}
         for n in args.images or [len(stems)]:
-            stats = STATISTICS[task](task_runs, cfg, [], only=stems[:n])
+            by_size[n] = stats = STATISTICS[task](task_runs, cfg, [], only=stems[:n])
             if stats is not None:
                 print_study(stats, cfg, visibility)
         if args.blocks and args.images:
             print_blocks(args.results, task, stems, args.images, cfg)
         if args.seed_blocks:
-            print_seed_blocks(task_runs, task, stems, args.seed_blocks, cfg)
+            whole = by_size.get(len(stems)) or STATISTICS[task](task_runs, cfg, [], only=stems)
+            if whole is not None:
+                print_seed_blocks(whole, args.seed_blocks, list(cfg.baselines))
     return 0
 
 

@@ -12,6 +12,8 @@ from report.significance import STATISTICS
 from tests.conftest import load_script
 
 QUALITY = {"vis": 0.6, "ir": 0.5, "mean": 0.7}
+CFG = ReportConfig(bootstrap_samples=2)
+BASELINES = list(CFG.baselines)
 
 
 @pytest.fixture(scope="module")
@@ -19,12 +21,16 @@ def bench():
     return load_script("benchmarks/bench_task_noise.py")
 
 
+def study_stats(bench, results: Path, task: str):
+    """The statistics of a whole study, as the script's main table computes them."""
+    runs = load_results(results).task_runs(task)
+    return STATISTICS[task](runs, CFG, [], only=bench.task_stems(results, task))
+
+
 def study_worst(bench, results: Path, task: str) -> tuple[float, str]:
     """The largest seed std of a difference of a whole study, as the script's main table has it."""
-    runs = load_results(results).task_runs(task)
-    cfg = ReportConfig(bootstrap_samples=2)
-    stats = STATISTICS[task](runs, cfg, [], only=bench.task_stems(results, task))
-    return bench.worst(bench.noise_table(stats, list(cfg.baselines)), list(cfg.baselines))
+    stats = study_stats(bench, results, task)
+    return bench.worst(bench.noise_table(stats, BASELINES), BASELINES)
 
 
 @pytest.mark.parametrize("task", ["segment", "detect"])
@@ -32,13 +38,7 @@ def test_each_seed_block_scores_as_a_study_of_its_seeds(bench, fake_tree_builder
     # the fake runs of a seed are the same whichever other seeds the tree holds, so a study of
     # seeds 3-5 alone is what the block 3-5 of a six-seed study must report
     six = fake_tree_builder(tmp_path / "six", QUALITY, seeds=(0, 1, 2, 3, 4, 5), jitter=0.05)
-    blocks = bench.seed_block_worst(
-        load_results(six.results).task_runs(task),
-        task,
-        bench.task_stems(six.results, task),
-        3,
-        ReportConfig(bootstrap_samples=2),
-    )
+    blocks = bench.seed_block_worst(study_stats(bench, six.results, task), 3, BASELINES)
     assert [b for b, _, _ in blocks] == [[0, 1, 2], [3, 4, 5]]
     for block, value, name in blocks:
         alone = fake_tree_builder(
@@ -54,12 +54,11 @@ def test_seed_blocks_leave_a_remainder_out_and_need_two_seeds(
     bench, fake_tree_builder, tmp_path, capsys
 ):
     tree = fake_tree_builder(tmp_path, QUALITY, seeds=(0, 1, 2, 3, 4), jitter=0.05)
-    runs = load_results(tree.results).task_runs("segment")
-    stems = bench.task_stems(tree.results, "segment")
-    blocks = bench.seed_block_worst(runs, "segment", stems, 2, ReportConfig(bootstrap_samples=2))
+    stats = study_stats(bench, tree.results, "segment")
+    blocks = bench.seed_block_worst(stats, 2, BASELINES)
     assert [b for b, _, _ in blocks] == [[0, 1], [2, 3]]
-    assert bench.seed_block_worst(runs, "segment", stems, 6, ReportConfig()) == []
-    bench.print_seed_blocks(runs, "segment", stems, 2, ReportConfig(bootstrap_samples=2))
+    assert bench.seed_block_worst(stats, 6, BASELINES) == []
+    bench.print_seed_blocks(stats, 2, BASELINES)
     out = capsys.readouterr().out
     assert (
         "| 0 1 |" in out
