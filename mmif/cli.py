@@ -21,6 +21,7 @@ STAGES = {
     "train": "pipelines.train",
     "fuse": "pipelines.fuse",
     "metrics": "pipelines.metrics",
+    "task-plan": "pipelines.task_plan",
     "detect-base": "pipelines.detect_base",
     "detect": "pipelines.detect",
     "segment-base": "pipelines.segment_base",

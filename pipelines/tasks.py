@@ -226,7 +226,9 @@ def run_base(
     """Train the shared task model of every seed into OUT/seed_S/ (frozen, finetune).
 
     Under `retrain` nothing is trained: OUT/base.json says so, and the stage costs nothing.
-    A dataset without the task's labels gets the same marker with the reason.
+    A dataset without the task's labels gets the same marker with the reason. The marker names
+    no protocol: frozen and finetune share the model, and a switch between them keeps it (DVC
+    reruns this stage only when `mmif task-plan`'s file for the task changes).
     """
     seeds = task_seeds(args, params)
     if _writes_into_parent_output(args):
@@ -242,13 +244,13 @@ def run_base(
     with _output_folder(task, args, [args.data], f"{task} shared models") as tmp:
         if reason:
             log.info("%s shared model: not trained (%s)", task, reason)
-            marker = {"protocol": protocol, "trained": False, "reason": reason}
+            marker = {"trained": False, "reason": reason}
         else:
             _train_seeds(f"{task}-base", args, seeds, (jobs, on_cuda), tmp, train_one)
             done = sorted(
                 int(p.parent.name.split("_", 1)[1]) for p in tmp.glob("seed_*/metrics.json")
             )
-            marker = {"protocol": protocol, "trained": True, "seeds": done}
+            marker = {"trained": True, "seeds": done}
         write_json(tmp / BASE_MARKER, marker)
     return 0
 

@@ -144,10 +144,23 @@ def test_shared_segmenter_reruns_when_any_setting_of_its_network_changes():
     params = STAGE_DEFS["segment_base"]["params"]
     missing = [
         f"segment.{k}"
-        for k in (*SHARED_KEYS, "protocol", "base")
+        for k in (*SHARED_KEYS, "base")
         if k not in runtime_only and not _covered_param(f"segment.{k}", params)
     ]
     assert not missing, f"dvc.yaml stage 'segment_base': add to params: {missing}"
+
+
+def test_shared_models_follow_the_protocol_only_through_the_task_plan():
+    """frozen and finetune share each seed's model, so a switch between them must not retrain
+    it, while a switch to or from retrain must: the shared-model stages depend on task_plan's
+    file of their task instead of the protocol key, and task_plan on both protocols."""
+    plan = STAGE_DEFS["task_plan"]
+    for task in ("detect", "segment"):
+        stage = STAGE_DEFS[f"{task}_base"]
+        assert f"results/task_plan/{task}.json" in stage["deps"], task
+        assert f"results/task_plan/{task}.json" in plan["outs"], task
+        assert _covered_param(f"{task}.protocol", plan["params"]), task
+        assert not _covered_param(f"{task}.protocol", stage["params"]), task
 
 
 def test_every_parameter_a_stage_names_is_in_params_yaml():

@@ -254,6 +254,31 @@ def test_second_repro_does_nothing_and_param_change_is_local(workspace):
     assert not any("_base" in s for s in stale)  # the shared task models do not depend on it
 
 
+def test_protocol_switch_retrains_a_shared_model_only_to_or_from_retrain(workspace):
+    """frozen -> finetune keeps the shared detector (the same training), frozen -> retrain drops
+    the shared segmenter; every per-method task stage of both tasks is stale."""
+    path = workspace / "params.yaml"
+    original = path.read_text()
+    params = yaml.safe_load(original)
+    params["detect"]["protocol"] = "finetune"
+    params["segment"]["protocol"] = "retrain"
+    try:
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+        _run(["dvc", "repro", "--single-item", "task_plan"], workspace)
+        status = _run(["dvc", "status", "--json"], workspace)
+        stale = set(json.loads(status[status.index("{") :]))
+    finally:
+        path.write_text(original)
+        _run(["dvc", "repro", "--single-item", "task_plan"], workspace)
+    assert "detect_base" not in stale and "segment_base" in stale, stale
+    for task in ("detect", "segment"):
+        assert {f"{task}@{m}" for m in TINY["methods"]} <= stale, stale
+    status = _run(["dvc", "status", "--json"], workspace)  # back as it was
+    assert not {"task_plan", "detect_base", "segment_base"} & set(
+        json.loads(status[status.index("{") :])
+    )
+
+
 def test_dvc_plots_definitions_resolve(workspace):
     # `dvc plots show --json` renders nothing (no vega from a CDN) and names each plot's data
     out = _run(["dvc", "plots", "show", "--json"], workspace)
