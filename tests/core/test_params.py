@@ -182,6 +182,7 @@ STAGE_ARGS = {
     "train": ["--method", "max", "--out", "o"],
     "fuse": ["--method", "max", "--data", "d", "--out", "o"],
     "metrics": ["--data", "d", "--fused", "f", "--out", "o.csv"],
+    "task-plan": ["--out", "o"],
     "detect-base": ["--data", "d", "--out", "o"],
     "segment-base": ["--data", "d", "--out", "o"],
     "detect": ["--method", "max", "--data", "d", "--fused", "f", "--out", "o"],
