@@ -91,6 +91,7 @@ def test_coconet_more_epochs_continue_through_the_cli(tmp_path, tiny_synthetic):
             "stage2": {"epochs": 0, "patches_per_step": 4, "lr": 1e-4},
             "patch_size": 32,
             "patches_per_image": 1,
+            "bn_recalibration": 60,  # a tenth of the default: the resume is what is tested
             "device": "cpu",
         }
         (tmp_path / "params.yaml").write_text(yaml.safe_dump({"fusion": {"coconet": section}}))
