@@ -191,6 +191,10 @@ def save_torch(obj: Any, path: str | Path) -> None:
         torch.save(obj, tmp)
 
 
+#: values json_safe passes through as they are (floats: the finite ones)
+_PLAIN_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
 def json_safe(value: Any) -> Any:
     """`value` with what JSON cannot hold made plain: NaN and infinities -> None (null), numpy
     and torch scalars -> Python numbers, arrays -> lists, tuples -> lists, paths -> strings,
@@ -198,6 +202,9 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
+        if all(type(v) in _PLAIN_SCALARS for v in value):
+            # the common leaf (a box, a curve row): no call per number
+            return [None if type(v) is float and not math.isfinite(v) else v for v in value]
         return [json_safe(v) for v in value]
     if isinstance(value, Path):
         return str(value)

@@ -397,11 +397,18 @@ def _assemble(
                 else ""
             )
         )
+        # the figures show the score each task is tested on (a grid of every fusion metric
+        # costs a few seconds per score to draw); the table has every score
+        plotted = {
+            t: [TESTED_SCORE[t]] if TESTED_SCORE.get(t) in names else names[:1]
+            for t, names in scores.items()
+        }
+        cap += "; figures for " + ", ".join(f"{t} {n[0]}" for t, n in plotted.items() if n)
         shown = correlation_display(correlations)
         files = write_table(correlations, tables, "correlations", cap, shown)
         sec.add(Table(cap, shown, _files("tables", files)))
         for f in plots.plot_correlations(
-            fusion, metric_names, summaries, scores, correlations, methods, baselines, figs
+            fusion, metric_names, summaries, plotted, correlations, methods, baselines, figs
         ):
             sec.add(f)
 

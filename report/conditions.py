@@ -16,7 +16,7 @@ import pandas as pd
 
 from detection.ap import average_precision, match_detections
 from mmif.layout import CONDITIONS, condition_of
-from report.loading import SeedRun, load_confusion, load_predictions
+from report.loading import SeedRun, load_confusion
 from report.tables import cells_table
 
 __all__ = [
@@ -59,10 +59,9 @@ def detection_condition_cells(
     cells: dict[tuple[str, str, str], list[float]] = {}
     for m in methods:
         for run in runs.get(m, {}).values():
-            path = run.file("predictions.json")
-            if path is None:
+            p = run.predictions()
+            if p is None:
                 continue
-            p = load_predictions(path)
             weights = _conditions(p.stems)
             if weights is None:
                 continue

@@ -23,7 +23,7 @@ from mmif.io import ImageError, read_image
 from mmif.layout import Manifest, list_pairs
 from report.config import ReportConfig
 from report.document import Figure
-from report.loading import DetectionPredictions, SeedRun, load_predictions
+from report.loading import DetectionPredictions, SeedRun
 from report.plots import save_figure
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,9 @@ def grid_predictions(
     out = {}
     for method, seeds in runs.items():
         run = seeds.get(seed) or seeds[min(seeds)]
-        path = run.file("predictions.json")
-        if path is not None:
-            out[method] = load_predictions(path)
+        predictions = run.predictions()
+        if predictions is not None:
+            out[method] = predictions
     return out
 
 

@@ -82,9 +82,26 @@ class SeedRun:
         value = self.metrics.get("per_class") or {}
         return value if isinstance(value, dict) else {}
 
+    #: predictions.json once read (`predictions`); not part of the run's identity
+    _predictions: DetectionPredictions | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
     def file(self, name: str) -> Path | None:
         path = self.folder / name
         return path if path.is_file() else None
+
+    def predictions(self) -> DetectionPredictions | None:
+        """predictions.json of a detection run, None where absent. Read once and kept: the
+        report's statistics, per-condition tables and qualitative grid all need it, and
+        decoding the JSON of every run is a large part of the report's time. Callers must not
+        modify the arrays."""
+        if self._predictions is None:
+            path = self.file("predictions.json")
+            if path is None:
+                return None
+            self._predictions = load_predictions(path)
+        return self._predictions
 
 
 @dataclass(frozen=True)

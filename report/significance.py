@@ -45,7 +45,6 @@ from report.loading import (
     ResultsError,
     SeedRun,
     load_confusion,
-    load_predictions,
 )
 from report.stats import nanmean_last, resample_counts
 
@@ -195,13 +194,13 @@ def detection_statistics(
     preds = {}
     for method, seeds in runs.items():
         for seed, run in seeds.items():
-            path = run.file("predictions.json")
-            if path is None:
+            predictions = run.predictions()
+            if predictions is None:
                 notes.append(
                     f"detect/{method}/seed_{seed}: no predictions.json, left out of the statistics"
                 )
                 continue
-            preds[(method, seed)] = load_predictions(path)
+            preds[(method, seed)] = predictions
     if not preds:
         return None
     first_key, first = next(iter(preds.items()))

@@ -41,6 +41,17 @@ def test_write_json_writes_nan_and_infinities_as_null(tmp_path):
     assert json_safe({"a": [math.nan]}) == {"a": [None]}
 
 
+def test_json_safe_lists_of_plain_numbers_and_mixed_lists():
+    """Lists of plain numbers take a shortcut; it must keep every rule of the recursive path."""
+    plain = [1, 2.5, -math.inf, math.nan, True, None, "x"]
+    assert json_safe(plain) == [1, 2.5, None, None, True, None, "x"]
+    assert json_safe((0.5, math.inf)) == [0.5, None]
+    # a numpy float is a float subclass: it goes through .item(), not the shortcut
+    mixed = [np.float64(math.nan), np.float32(0.5), Path("a"), [math.nan, 1]]
+    assert json_safe(mixed) == [None, 0.5, "a", [None, 1]]
+    assert type(json_safe([np.float64(2.0)])[0]) is float
+
+
 def test_atomic_path_leaves_the_old_file_when_the_write_fails(tmp_path):
     path = tmp_path / "w.pt"
     save_torch({"x": torch.ones(2)}, path)

@@ -156,3 +156,31 @@ def test_greedy_match_skips_only_predictions_that_cannot_match():
         iou[rng.random(iou.shape) < 0.3] = -1.0  # another class
         for t in (0.5, 0.75):
             assert np.array_equal(_greedy_match(iou, t), naive(iou, t))
+
+
+@pytest.mark.parametrize("n_gt", [10, 20, 40, 100, 7])
+def test_recall_point_lookup_equals_counting_every_position(n_gt):
+    """_curve_ap finds each recall point's position by a binary search per row; that must equal
+    counting the positions whose recall is below the point, also where the recall lands exactly
+    on a point (n_gt 10, 20, 100) and where zero-weight images repeat a value."""
+    from detection.ap import RECALL_POINTS, _curve_ap
+
+    rng = np.random.default_rng(n_gt)
+    rows, n = 50, n_gt
+    weights = rng.integers(0, 3, size=(rows, n)).astype(np.float64)  # zeros repeat values
+    cum_tp = np.cumsum(weights, axis=1)
+    cum_fp = np.cumsum(rng.integers(0, 4, size=(rows, n)), axis=1).astype(np.float64)
+    totals = cum_tp[:, -1] + rng.integers(0, 3, size=rows)  # some ground truth never found
+    totals[0] = 0.0  # a set without ground truth
+    got = _curve_ap(cum_tp, cum_fp, totals)
+
+    expected = np.full(rows, np.nan)
+    for r in np.flatnonzero(totals > 0):
+        recall = cum_tp[r] / totals[r]
+        precision = cum_tp[r] / (cum_tp[r] + cum_fp[r] + np.spacing(1))
+        precision = np.maximum.accumulate(precision[::-1])[::-1]
+        idx = np.array([(recall < p).sum() for p in RECALL_POINTS])
+        expected[r] = np.where(idx < n, precision[np.minimum(idx, n - 1)], 0.0).mean()
+    assert np.isnan(got[0])
+    assert np.any(np.isin(cum_tp / np.maximum(totals, 1)[:, None], RECALL_POINTS))
+    np.testing.assert_array_equal(got, expected)

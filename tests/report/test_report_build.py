@@ -294,3 +294,31 @@ def test_run_facts_name_the_machines_that_trained_and_scored(tmp_path, fake_tree
     assert "several machines" in md
     scores = (out / "tables" / "segment_scores.csv").read_text()
     assert "machine" not in scores
+
+
+def test_each_predictions_file_is_decoded_once(tmp_path, monkeypatch):
+    """The statistics, the per-condition tables and the qualitative grid share one decoded copy
+    of each predictions.json (`SeedRun.predictions`)."""
+    from pathlib import Path
+
+    import report.loading as loading
+    from tests.report.conftest import build_fake_report
+
+    decoded: list[Path] = []
+    original = loading.load_predictions
+
+    def counting(path):
+        decoded.append(Path(path))
+        return original(path)
+
+    monkeypatch.setattr(loading, "load_predictions", counting)
+    tree, out = build_fake_report(
+        tmp_path,
+        {"vis": 0.4, "ir": 0.3, "max": 0.6},
+        bootstrap_samples=50,
+        n_grid_images=1,
+        n_images=8,
+    )
+    assert (out / "report.html").is_file()
+    runs = sorted((tree.results / "detect").glob("*/seed_*/predictions.json"))
+    assert runs and sorted(decoded) == runs
