@@ -59,7 +59,7 @@ def detection_condition_cells(
     cells: dict[tuple[str, str, str], list[float]] = {}
     for m in methods:
         for run in runs.get(m, {}).values():
-            p = run.predictions()
+            p = run.predictions
             if p is None:
                 continue
             weights = _conditions(p.stems)

@@ -71,7 +71,7 @@ def grid_predictions(
     out = {}
     for method, seeds in runs.items():
         run = seeds.get(seed) or seeds[min(seeds)]
-        predictions = run.predictions()
+        predictions = run.predictions
         if predictions is not None:
             out[method] = predictions
     return out

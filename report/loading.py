@@ -19,6 +19,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -82,26 +83,18 @@ class SeedRun:
         value = self.metrics.get("per_class") or {}
         return value if isinstance(value, dict) else {}
 
-    #: predictions.json once read (`predictions`); not part of the run's identity
-    _predictions: DetectionPredictions | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
-
     def file(self, name: str) -> Path | None:
         path = self.folder / name
         return path if path.is_file() else None
 
+    @cached_property
     def predictions(self) -> DetectionPredictions | None:
         """predictions.json of a detection run, None where absent. Read once and kept: the
         report's statistics, per-condition tables and qualitative grid all need it, and
         decoding the JSON of every run is a large part of the report's time. Callers must not
         modify the arrays."""
-        if self._predictions is None:
-            path = self.file("predictions.json")
-            if path is None:
-                return None
-            self._predictions = load_predictions(path)
-        return self._predictions
+        path = self.file("predictions.json")
+        return None if path is None else load_predictions(path)
 
 
 @dataclass(frozen=True)

@@ -194,7 +194,7 @@ def detection_statistics(
     preds = {}
     for method, seeds in runs.items():
         for seed, run in seeds.items():
-            predictions = run.predictions()
+            predictions = run.predictions
             if predictions is None:
                 notes.append(
                     f"detect/{method}/seed_{seed}: no predictions.json, left out of the statistics"
