@@ -111,3 +111,62 @@ def test_max_det_limits_counted_detections() -> None:
         assert coco_map(records, CLASSES, max_det=12)["mAP50"] == pytest.approx(0.0, abs=1e-6)
     # all 16 kept: the true box is found at rank 16, precision 1/16 at recall 1
     assert coco_map(records, CLASSES, max_det=300)["mAP50"] == pytest.approx(1 / 16, abs=1e-6)
+
+
+def test_per_class_ap_matches_torchmetrics_per_class_evaluation() -> None:
+    """coco_map reads each class's AP from the one evaluation's precision array; torchmetrics'
+    class_metrics evaluates every class on its own. The two must give the same numbers."""
+    pytest.importorskip("faster_coco_eval")
+    import numpy as np
+    import torch
+    from torchmetrics.detection import MeanAveragePrecision
+
+    rng = np.random.default_rng(5)
+    classes = ["person", "car", "bicycle"]
+    records = []
+    for i in range(12):
+        gt, pred = [], []
+        for _ in range(rng.integers(0, 4)):
+            x, y = rng.uniform(0, 60, 2)
+            w, h = rng.uniform(8, 35, 2)
+            c = int(rng.integers(0, 3))
+            gt.append([c, x, y, x + w, y + h])
+            if rng.random() < 0.8:  # found, with a jittered box and a random score
+                box = np.array([x, y, x + w, y + h]) + rng.normal(0, 3, 4)
+                pred.append([c, float(rng.random()), *box.tolist()])
+        for _ in range(rng.integers(0, 3)):  # background false positives
+            x, y = rng.uniform(0, 60, 2)
+            pred.append([int(rng.integers(0, 3)), float(rng.random()), x, y, x + 20, y + 15])
+        records.append(_image(f"im{i}", gt, pred))
+
+    ours = coco_map(records, classes)
+    metric = MeanAveragePrecision(
+        box_format="xyxy", iou_type="bbox", max_detection_thresholds=[1, 10, 300],
+        class_metrics=True, backend="faster_coco_eval",
+    )  # fmt: skip
+
+    def boxes(rows: list, first: int) -> torch.Tensor:
+        return torch.tensor([r[first:] for r in rows], dtype=torch.float32).reshape(-1, 4)
+
+    def labels(rows: list) -> torch.Tensor:
+        return torch.tensor([r[0] for r in rows], dtype=torch.int64)
+
+    metric.update(
+        [
+            {
+                "boxes": boxes(rec["pred"], 2),
+                "scores": torch.tensor([r[1] for r in rec["pred"]], dtype=torch.float32),
+                "labels": labels(rec["pred"]),
+            }
+            for rec in records
+        ],
+        [{"boxes": boxes(rec["gt"], 1), "labels": labels(rec["gt"])} for rec in records],
+    )
+    reference = metric.compute()
+    per_class = dict(
+        zip(reference["classes"].tolist(), reference["map_per_class"].tolist(), strict=True)
+    )
+    assert len(per_class) == 3
+    for c, name in enumerate(classes):
+        assert ours["per_class"][name]["AP50_95"] == pytest.approx(per_class[c], abs=1e-6), name
+    assert ours["mAP50_95"] == pytest.approx(float(reference["map"]), abs=1e-6)

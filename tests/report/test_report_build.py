@@ -38,11 +38,15 @@ def test_all_files_written(built_report):
                   "significance", "correlations", "recomputed"):  # fmt: skip
         assert (out / "tables" / f"{table}.csv").is_file(), table
         assert (out / "tables" / f"{table}.md").is_file(), table
-    for plot in ("task_scores", "fusion_metrics", "detect_per_class", "segment_per_class", "qualitative_grid",
+    for plot in ("task_scores", "fusion_metrics", "detect_per_class", "segment_per_class",
                  "detect_curves", "segment_curves", "coconet_loss_curve", "correlation_detect_mAP50",
                  "correlation_segment_mIoU"):  # fmt: skip
         assert (out / "plots" / f"{plot}.png").stat().st_size > 1000, plot
         assert (out / "plots" / f"{plot}.svg").read_text().lstrip().startswith("<?xml"), plot
+    # the qualitative grid is a picture: PNG only, and the report links no SVG of it
+    assert (out / "plots" / "qualitative_grid.png").stat().st_size > 1000
+    assert not (out / "plots" / "qualitative_grid.svg").exists()
+    assert "qualitative_grid.svg" not in (out / "report.md").read_text()
     # nothing left over from the atomic write next to the report
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".report")]
 
