@@ -78,8 +78,15 @@ def evaluate(
             logits = model(images)
         pred = logits.argmax(dim=1)
         masks = batch.masks.to(device)
-        for i, (h, w) in enumerate(batch.sizes):
-            p, t = pred[i : i + 1, :h, :w], masks[i : i + 1, :h, :w]
+        full = tuple(pred.shape[-2:])
+        if all(tuple(size) == full for size in batch.sizes):  # no padding: the batch at once
+            crops = [(pred, masks)]
+        else:
+            crops = [
+                (pred[i : i + 1, :h, :w], masks[i : i + 1, :h, :w])
+                for i, (h, w) in enumerate(batch.sizes)
+            ]
+        for p, t in crops:
             jaccard.update(p, t)
             accuracy.update(p, t)
             confusions.append(confusion_matrix(p, t, n_classes).cpu())

@@ -65,3 +65,29 @@ def test_evaluate_crops_padding_and_reports_absent_class_as_nan():
     assert math.isclose(result.iou[1], tp / (20 * 40 - 1 + 33 * 10 - 1), rel_tol=1e-6)
     assert math.isclose(result.miou, result.iou[1])
     assert math.isclose(result.pixel_accuracy, result.iou[1], rel_tol=1e-6)
+
+
+def test_evaluate_scores_an_unpadded_batch_as_its_images_one_by_one():
+    """Batches without padding are scored at once: the same counts as one image per batch."""
+    from segmentation.data import collate
+    from segmentation.evaluate import evaluate
+
+    g = torch.Generator().manual_seed(3)
+    items = []
+    for stem in "abcde":
+        mask = torch.randint(0, 3, (32, 64), generator=g)
+        mask[0, :5] = 255
+        items.append((torch.rand(3, 32, 64, generator=g), mask, stem))
+
+    class Noisy(torch.nn.Module):  # a prediction that depends on the image
+        def forward(self, images):
+            return torch.cat([images, images[:, :1] * 0.5], dim=1)
+
+    together = evaluate(Noisy(), [collate(items[:4]), collate(items[4:])], 3, torch.device("cpu"))
+    alone = evaluate(Noisy(), [collate([it]) for it in items], 3, torch.device("cpu"))
+    assert together.stems == alone.stems == list("abcde")
+    assert together.confusion.shape == (5, 3, 3)
+    assert np.array_equal(together.confusion, alone.confusion)
+    assert np.array_equal(together.iou, alone.iou)
+    assert together.miou == alone.miou and together.pixel_accuracy == alone.pixel_accuracy
+    assert together.confusion[0].sum() == 32 * 64 - 5
