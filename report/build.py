@@ -41,6 +41,7 @@ from report.document import (
     links,
     render_markdown,
 )
+from report.figure_files import written_together
 from report.findings import (
     TaskFindings,
     answer_bullets,
@@ -174,7 +175,10 @@ def build_report(
         overwrite=overwrite,
         kind="report",
     ) as tmp:
-        doc, summary = _assemble(results, methods, Path(data_root), Path(fused_root), tmp, cfg)
+        # figure files are written together at the end of the block, in cfg.jobs processes;
+        # report.html embeds the PNGs, so it is rendered after
+        with written_together(cfg.jobs):
+            doc, summary = _assemble(results, methods, Path(data_root), Path(fused_root), tmp, cfg)
         write_text(tmp / "report.md", render_markdown(doc))
         write_text(tmp / "report.html", render_html(doc, tmp))
         write_json(tmp / "summary.json", summary)

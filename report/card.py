@@ -15,11 +15,11 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure as MplFigure
 
+from report.figure_files import save_png_svg
 from report.findings import TaskFindings, names
 from report.precision import bounds_of, clip, rounded
 
@@ -290,9 +290,8 @@ def _draw_panel(
 def save_card(fig: MplFigure, folder: Path, name: str = "card") -> tuple[Path, Path]:
     """Write `<folder>/<name>.png` (WIDTH_PX wide) and `.svg` with fixed metadata (the same
     input gives the same bytes)."""
-    folder.mkdir(parents=True, exist_ok=True)
     png, svg = folder / f"{name}.png", folder / f"{name}.svg"
-    with matplotlib.rc_context({"svg.hashsalt": "mmif-card", "svg.fonttype": "path"}):
-        fig.savefig(png, dpi=DPI, metadata={"Software": None}, facecolor="white")
-        fig.savefig(svg, metadata={"Date": None, "Creator": None}, facecolor="white")
+    rc = {"svg.hashsalt": "mmif-card", "svg.fonttype": "path"}
+    # now, or with the report's other figures at its end (report.figure_files)
+    save_png_svg(fig, png, svg, rc, DPI, facecolor="white")
     return png, svg

@@ -23,6 +23,8 @@ class ReportConfig:
     max_dets: predictions per image and class kept for AP; 300 as the detection stage's
         torchmetrics cross-check (detection.evaluate.coco_map) and ultralytics' max_det, so the
         recomputed mAP50 equals its tm_mAP50 (the COCO evaluator's own default is 100).
+    jobs: processes that write the figure files (PNG and SVG) at the end of the report; 1 writes
+        them in the report's own process. The files are the same bytes either way.
     """
 
     bootstrap_samples: int = 1000
@@ -35,6 +37,7 @@ class ReportConfig:
     grid_seed_run: int = 0
     split: str = "test"
     max_dets: int = 300
+    jobs: int = 2
 
     def validate(self) -> None:
         if self.bootstrap_samples < 0:
@@ -49,6 +52,8 @@ class ReportConfig:
             raise ConfigError(f"n_grid_images: {self.n_grid_images} < 0")
         if not 0.0 <= self.conf_threshold <= 1.0:
             raise ConfigError(f"conf_threshold: {self.conf_threshold} must lie in [0, 1]")
+        if self.jobs < 1:
+            raise ConfigError(f"jobs: {self.jobs} < 1; use 2 (two processes) or 1")
         if self.max_dets < 1:
             raise ConfigError(
                 f"max_dets: {self.max_dets} < 1; use 300 (the detection stage's value)"

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure as MplFigure
 
 from mmif.metric_catalog import LOWER_IS_BETTER
 from report.document import Figure
+from report.figure_files import save_png_svg
 from report.loading import SeedRun, read_csv
 from report.precision import bounds_of, clip, difference_bounds, p_text, rounded
 from report.ranking import MANY_METHODS
@@ -36,11 +37,9 @@ def save_figure(
     """Write `<folder>/<name>.png` and (with `svg`) `.svg`; paths in the returned block are
     relative to the report root (folder's parent). Pictures (the qualitative grid) get no SVG:
     it would only wrap the same pixels, at several times the size."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with matplotlib.rc_context({"svg.hashsalt": "mmif-report", "svg.fonttype": "path"}):
-        fig.savefig(folder / f"{name}.png", dpi=dpi, metadata={"Software": None})
-        if svg:
-            fig.savefig(folder / f"{name}.svg", metadata={"Date": None, "Creator": None})
+    rc = {"svg.hashsalt": "mmif-report", "svg.fonttype": "path"}
+    # now, or with the report's other figures at its end (report.figure_files)
+    save_png_svg(fig, folder / f"{name}.png", folder / f"{name}.svg" if svg else None, rc, dpi)
     rel = folder.name
     return Figure(
         caption=caption, png=f"{rel}/{name}.png", svg=f"{rel}/{name}.svg" if svg else None

@@ -326,3 +326,29 @@ def test_each_predictions_file_is_decoded_once(tmp_path, monkeypatch):
     assert (out / "report.html").is_file()
     runs = sorted((tree.results / "detect").glob("*/seed_*/predictions.json"))
     assert runs and sorted(decoded) == runs
+
+
+def test_figures_written_in_one_process_are_the_same_files(built_report, tmp_path):
+    """report.jobs only changes who writes the figure files (default 2 processes; 1: the report's
+    own): the report folder is the same, byte for byte."""
+    from report import ReportConfig, build_report
+
+    tree = built_report.tree
+    alone = tmp_path / "report"
+    build_report(
+        tree.results, tree.data, tree.fused, alone,
+        ReportConfig(bootstrap_samples=200, n_grid_images=2, jobs=1),
+    )  # fmt: skip
+    assert ReportConfig().jobs == 2  # built_report's figures came from two processes
+
+    def files(root):
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+        }
+
+    two, one = files(built_report.out), files(alone)
+    assert sorted(two) == sorted(one)
+    assert [name for name in two if two[name] != one[name]] == []
+    assert sum(name.endswith((".png", ".svg")) for name in one) >= 15

@@ -33,6 +33,7 @@ def test_values_from_mapping():
         ({"conf_threshold": 2}, "conf_threshold"),
         ({"bootstrap_sample": 10}, "bootstrap_sample"),  # typo: unknown key
         ({"baselines": "vis"}, "baselines"),
+        ({"jobs": 0}, "jobs"),
     ],
 )
 def test_bad_values_name_the_key(data, key):
